@@ -1,0 +1,13 @@
+import Hummingbird
+import Logging
+import ServiceKit
+
+@main
+struct InventoryApp {
+    static func main() async throws {
+        let configuration = try ServiceConfiguration(name: "inventory", defaultPort: 8082, defaultDatabase: "inventory")
+        Observability.bootstrapLogging(level: configuration.logLevel)
+        let app = try buildApplication(configuration)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+import Messaging
+import Persistence
+import ServiceKit
+
+/// Wires the Inventory service: its database, its command consumer, the stock endpoints.
+func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
+    let logger = Observability.logger("pets.inventory", level: configuration.logLevel)
+    let runtime = try ServiceRuntime(configuration: configuration, migrations: InventorySchema.migrations, logger: logger)
+    let initialStock = try configuration.environment.int("PETS_INITIAL_STOCK", default: 1_000)
+    let store = StockStore(logger: logger)
+
+    var commands = CommandRouter()
+    commands.on(Commands.reserveInventory, ReserveInventory.self, handle: store.reserveInventory)
+    commands.on(Commands.releaseInventory, ReleaseInventory.self, handle: store.releaseInventory)
+
+    let router = Router()
+    router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
+    StockController(client: runtime.postgres, logger: logger).addRoutes(to: router)
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "inventory"),
+        logger: logger)
+    app.addServices(
+        runtime.postgres, runtime.relay,
+        runtime.consume(Queues.inventoryCommands, handler: commands.handler))
+    app.beforeServerStarts {
+        try await runtime.migrateWhenReachable()
+        try await store.seed(runtime.postgres, initialStock: initialStock)
+        runtime.relay.notify()
+    }
+    return app
+}

@@ -1,0 +1,158 @@
+import AMQP
+import Foundation
+import Logging
+import Messaging
+import Persistence
+import PostgresNIO
+import ServiceKit
+
+/// Stock levels and the reservation ledger. Product rows are always locked in product-id order, so concurrent
+/// reservations and releases never deadlock.
+struct StockStore: Sendable {
+    /// The seed's rule: no line may ask for more than this many of one pet.
+    static let maximumQuantityPerLine = 10
+
+    let logger: Logger
+
+    /// Inserts the seed products with `initialStock` each (existing rows keep their stock), then announces every
+    /// product's level so the catalogue projection starts right.
+    func seed(_ client: PostgresClient, initialStock: Int) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            for product in SeedCatalogue.products {
+                try await connection.query(
+                    """
+                    INSERT INTO products (id, title, stock) VALUES (\(product.id), \(product.title), \(initialStock))
+                    ON CONFLICT (id) DO NOTHING
+                    """,
+                    logger: logger)
+            }
+            let levels = try await currentLevels(connection)
+            try await Outbox.enqueue([try stockEvent(levels)], on: connection, logger: logger)
+        }
+    }
+
+    @Sendable
+    func reserveInventory(_ command: SagaCommand<ReserveInventory>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        let linesJSON = String(decoding: try MessageCodec.encode(command.payload.lines), as: UTF8.self)
+        guard let status = try await claim(command, status: "pending", lines: linesJSON, connection) else {
+            throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
+        }
+        switch status.status {
+        case "reserved": return .succeeded()
+        case "rejected": return .failed("InsufficientInventory", status.reason ?? FailureMessages.insufficientInventory)
+        case "released": return .failed("ReservationReleased", "Error, the reservation was already released")
+        default: break
+        }
+
+        // Sum per product, then lock in product-id order.
+        var wanted: [String: Int] = [:]
+        for line in command.payload.lines { wanted[line.productId, default: 0] += line.quantity }
+        let productIds = wanted.keys.sorted()
+        if wanted.values.contains(where: { $0 > Self.maximumQuantityPerLine || $0 <= 0 }) || productIds.isEmpty {
+            return try await reject(command, FailureMessages.insufficientInventory, connection)
+        }
+        var onHand: [String: Int] = [:]
+        let rows = try await connection.query(
+            "SELECT id, stock FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger)
+        for try await (id, stock) in rows.decode((String, Int).self) { onHand[id] = stock }
+        for id in productIds where (onHand[id] ?? 0) < wanted[id]! {
+            logger.info("insufficient inventory", metadata: ["productId": "\(id)", "wanted": "\(wanted[id]!)", "onHand": "\(onHand[id] ?? 0)"])
+            return try await reject(command, FailureMessages.insufficientInventory, connection)
+        }
+        var levels: [StockLevels.Level] = []
+        for id in productIds {
+            let updated = try await connection.query(
+                "UPDATE products SET stock = stock - \(wanted[id]!), version = version + 1 WHERE id = \(id) RETURNING stock, version",
+                logger: logger)
+            for try await (stock, version) in updated.decode((Int, Int64).self) {
+                levels.append(.init(productId: id, stock: stock, version: version))
+            }
+        }
+        try await connection.query(
+            "UPDATE reservations SET status = 'reserved', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+        return .succeeded(events: [try stockEvent(levels)])
+    }
+
+    @Sendable
+    func releaseInventory(_ command: SagaCommand<ReleaseInventory>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        // Nothing reserved yet: the tombstone makes a late reservation fail instead of leaking stock.
+        guard let status = try await claim(command, status: "released", lines: "[]", connection) else {
+            throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
+        }
+        guard status.status == "reserved" else {
+            if status.status != "released" {
+                try await connection.query(
+                    "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)",
+                    logger: logger)
+            }
+            return .succeeded()
+        }
+        let lines = try MessageCodec.decode([OrderLine].self, from: Array(status.lines.utf8))
+        var returned: [String: Int] = [:]
+        for line in lines { returned[line.productId, default: 0] += line.quantity }
+        var levels: [StockLevels.Level] = []
+        let productIds = returned.keys.sorted()
+        _ = try await connection.query(
+            "SELECT id FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger
+        ).collect()
+        for id in productIds {
+            let updated = try await connection.query(
+                "UPDATE products SET stock = stock + \(returned[id]!), version = version + 1 WHERE id = \(id) RETURNING stock, version",
+                logger: logger)
+            for try await (stock, version) in updated.decode((Int, Int64).self) {
+                levels.append(.init(productId: id, stock: stock, version: version))
+            }
+        }
+        try await connection.query(
+            "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+        return .succeeded(events: [try stockEvent(levels)])
+    }
+
+    // MARK: Helpers
+
+    private struct Reservation {
+        var status: String
+        var reason: String?
+        var lines: String
+    }
+
+    /// Inserts the saga's reservation row with `status` unless one exists, then locks and returns the row. The lock
+    /// serialises two attempts of the same command that arrive together.
+    private func claim<Payload>(_ command: SagaCommand<Payload>, status: String, lines: String, _ connection: PostgresConnection) async throws -> Reservation? {
+        try await connection.query(
+            """
+            INSERT INTO reservations (saga_id, order_id, status, lines)
+            VALUES (\(command.sagaId), \(command.orderId), \(status), \(lines)::jsonb)
+            ON CONFLICT (saga_id) DO NOTHING
+            """,
+            logger: logger)
+        let rows = try await connection.query(
+            "SELECT status, reason, lines::text FROM reservations WHERE saga_id = \(command.sagaId) FOR UPDATE",
+            logger: logger)
+        for try await (status, reason, lines) in rows.decode((String, String?, String).self) {
+            return Reservation(status: status, reason: reason, lines: lines)
+        }
+        return nil
+    }
+
+    private func reject(_ command: SagaCommand<ReserveInventory>, _ reason: String, _ connection: PostgresConnection) async throws -> StepOutcome {
+        try await connection.query(
+            "UPDATE reservations SET status = 'rejected', reason = \(reason), updated_at = now() WHERE saga_id = \(command.sagaId)",
+            logger: logger)
+        return .failed("InsufficientInventory", reason)
+    }
+
+    private func currentLevels(_ connection: PostgresConnection) async throws -> [StockLevels.Level] {
+        var levels: [StockLevels.Level] = []
+        let rows = try await connection.query("SELECT id, stock, version FROM products ORDER BY id", logger: logger)
+        for try await (id, stock, version) in rows.decode((String, Int, Int64).self) {
+            levels.append(.init(productId: id, stock: stock, version: version))
+        }
+        return levels
+    }
+
+    private func stockEvent(_ levels: [StockLevels.Level]) throws -> OutgoingMessage {
+        try OutgoingMessage.make(
+            exchange: Exchanges.stock, routingKey: "", type: MessageTypes.stockLevels, body: StockLevels(levels: levels))
+    }
+}

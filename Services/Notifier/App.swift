@@ -1,0 +1,13 @@
+import Hummingbird
+import Logging
+import ServiceKit
+
+@main
+struct NotifierApp {
+    static func main() async throws {
+        let configuration = try ServiceConfiguration(name: "notifier", defaultPort: 8081, defaultDatabase: nil)
+        Observability.bootstrapLogging(level: configuration.logLevel)
+        let app = try buildApplication(configuration)
+        try await app.runService()
+    }
+}

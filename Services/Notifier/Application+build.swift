@@ -1,0 +1,74 @@
+import AMQP
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Messaging
+import ServiceKit
+import ServiceLifecycle
+
+/// Wires the Notifier: its own queue on the status fan-out, the hub, and the WebSocket endpoint `/ws`.
+func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
+    let logger = Observability.logger("pets.notifier", level: configuration.logLevel)
+    let environment = configuration.environment
+    let tokens = OrderToken(secret: try environment.required("PETS_TOKEN_SECRET", "the Notifier verifies WebSocket tokens with it"))
+    let history = EventHistory(orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"))
+    let hub = StatusHub()
+    let consumer = AMQPConsumer(
+        configuration: configuration.amqp, topology: PetsTopology.notifier, queue: Queues.notifierStatus, prefetch: 256,
+        logger: logger,
+        onConnect: { Task { await hub.resyncAll() } })
+
+    let router = Router()
+    router.addOperationalRoutes(
+        service: configuration.name,
+        health: HealthChecks(["broker": { consumer.isConnected }]))
+
+    let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+    webSocketRouter.ws("ws") { request, _ in
+        guard let orderId = request.uri.queryParameters.get("orderId")?.lowercased(),
+            let token = request.uri.queryParameters.get("token"),
+            tokens.verify(token, for: orderId)
+        else {
+            throw HTTPError(.forbidden, message: "A valid orderId and its token are required.")
+        }
+        return .upgrade([:])
+    } onUpgrade: { inbound, outbound, context in
+        guard let orderId = context.request.uri.queryParameters.get("orderId")?.lowercased() else { return }
+        var sessionLogger = logger
+        sessionLogger[metadataKey: "orderId"] = "\(orderId)"
+        try await StatusSession(orderId: orderId, hub: hub, history: history, logger: sessionLogger)
+            .run(inbound: inbound, outbound: outbound)
+    }
+
+    var app = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter,
+            configuration: .init(ws: .init(maxFrameSize: StatusSession.maximumClientMessage))),
+        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notifier"),
+        logger: logger)
+    app.addServices(StatusRelay(consumer: consumer, hub: hub, logger: logger))
+    return app
+}
+
+/// Feeds status events from the broker to the hub. Nothing is stored here, so an event is acked once handed over;
+/// one that does not decode is dead-lettered.
+struct StatusRelay: Service {
+    let consumer: AMQPConsumer
+    let hub: StatusHub
+    let logger: Logger
+
+    func run() async throws {
+        for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
+            guard let event = try? MessageCodec.decode(StatusEvent.self, from: delivery.message.body) else {
+                logger.error("dead-lettering a status event that does not decode", metadata: ["messageId": "\(delivery.message.messageID)"])
+                delivery.settle(.reject)
+                continue
+            }
+            await hub.publish(event)
+            delivery.settle(.ack)
+        }
+        consumer.shutdown()
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import Persistence
+import PostgresNIO
+import SagaEngine
+import ServiceKit
+
+/// The operator API behind the saga monitor: list and search sagas, one saga's timeline, an order's status events
+/// (the Notifier's replay source), and retrying a parked saga.
+struct OperatorController: Sendable {
+    let client: PostgresClient
+    let store: SagaStore
+    let relay: OutboxRelay
+    let logger: Logger
+
+    struct SagaSummary: Codable {
+        var sagaId: String
+        var orderId: String
+        var status: String
+        var phase: String
+        var step: String?
+        var attempt: Int
+        var createdAt: String
+        var updatedAt: String
+        var ageSeconds: Double
+    }
+
+    struct HistoryLine: Codable {
+        var at: String
+        var step: String
+        var kind: String
+        var attempt: Int
+        var detail: String?
+        var durationMs: Int?
+    }
+
+    struct SagaDetail: Codable {
+        var saga: SagaSummary
+        var failure: SagaFailure?
+        var amountCents: Int?
+        var shippingCents: Int?
+        var history: [HistoryLine]
+        var events: [StatusEvent]
+    }
+
+    struct ErrorBody: Codable {
+        var status = "failed"
+        var message: String
+    }
+
+    private static let summaryColumns = """
+        id, order_id, status, phase, step, attempt,
+        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        extract(epoch FROM now() - updated_at)::float8
+        """
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("sagas") { request, _ -> Response in
+            let status = request.uri.queryParameters.get("status")
+            let orderId = request.uri.queryParameters.get("orderId")?.lowercased()
+            let step = request.uri.queryParameters.get("step")
+            let olderThan = request.uri.queryParameters.get("olderThan").flatMap(Double.init) ?? 0
+            let limit = min(max(request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 100, 1), 1_000)
+            var query = PostgresQuery(unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas")
+            var bindings = PostgresBindings()
+            var conditions: [String] = []
+            if let status { bindings.append(status); conditions.append("status = $\(bindings.count)") }
+            if let orderId { bindings.append(orderId); conditions.append("order_id = $\(bindings.count)") }
+            if let step { bindings.append(step); conditions.append("step = $\(bindings.count)") }
+            if olderThan > 0 { bindings.append(olderThan); conditions.append("updated_at < now() - make_interval(secs => $\(bindings.count))") }
+            let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            bindings.append(limit)
+            query = PostgresQuery(
+                unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas\(whereClause) ORDER BY created_at DESC LIMIT $\(bindings.count)",
+                binds: bindings)
+            return .json(try await summaries(query))
+        }
+        router.get("sagas/counts") { _, _ -> Response in
+            var counts: [String: Int] = Dictionary(uniqueKeysWithValues: SagaStatus.allCases.map { ($0.rawValue, 0) })
+            let rows = try await client.query("SELECT status, count(*)::int FROM sagas GROUP BY status", logger: logger)
+            for try await (status, count) in rows.decode((String, Int).self) { counts[status] = count }
+            return .json(counts)
+        }
+        router.get("sagas/:id") { _, context -> Response in
+            let id = try context.parameters.require("id").lowercased()
+            guard let detail = try await detail(id) else {
+                return .json(ErrorBody(message: "No saga with id or order id \(id)."), status: .notFound)
+            }
+            return .json(detail)
+        }
+        router.post("sagas/:id/retry") { _, context -> Response in
+            let id = try context.parameters.require("id").lowercased()
+            let result: Response = try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    "SELECT id, status FROM sagas WHERE id = \(id) OR order_id = \(id) FOR UPDATE", logger: logger)
+                var found: (String, String)?
+                for try await row in rows.decode((String, String).self) { found = row }
+                guard let (sagaId, status) = found else {
+                    return .json(ErrorBody(message: "No saga with id or order id \(id)."), status: .notFound)
+                }
+                guard status == SagaStatus.needsAttention.rawValue else {
+                    return .json(ErrorBody(message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."), status: .conflict)
+                }
+                let outgoing = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
+                try await Outbox.enqueue(outgoing, on: connection, logger: logger)
+                return .json(["status": "retrying", "sagaId": sagaId], status: .accepted)
+            }
+            relay.notify()
+            return result
+        }
+        router.get("orders/:orderId/events") { _, context -> Response in
+            let orderId = try context.parameters.require("orderId").lowercased()
+            return .json(try await events(orderId))
+        }
+    }
+
+    private func summaries(_ query: PostgresQuery) async throws -> [SagaSummary] {
+        var result: [SagaSummary] = []
+        let rows = try await client.query(query, logger: logger)
+        for try await (id, orderId, status, phase, step, attempt, created, updated, age)
+            in rows.decode((String, String, String, String, String?, Int, String, String, Double).self)
+        {
+            result.append(
+                SagaSummary(
+                    sagaId: id, orderId: orderId, status: status, phase: phase, step: step, attempt: attempt,
+                    createdAt: created, updatedAt: updated, ageSeconds: age))
+        }
+        return result
+    }
+
+    private func detail(_ id: String) async throws -> SagaDetail? {
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas WHERE id = $1 OR order_id = $1", binds: bindings)
+        guard let summary = try await summaries(query).first else { return nil }
+        var instance: SagaInstance<PlaceOrderData>?
+        for try await json in try await client.query("SELECT instance::text FROM sagas WHERE id = \(summary.sagaId)", logger: logger)
+            .decode(String.self)
+        {
+            instance = try SagaStore.decode(json)
+        }
+        var history: [HistoryLine] = []
+        let rows = try await client.query(
+            """
+            SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), step, kind, attempt, detail, duration_ms
+            FROM saga_history WHERE saga_id = \(summary.sagaId) ORDER BY id
+            """,
+            logger: logger)
+        for try await (at, step, kind, attempt, detail, duration) in rows.decode((String, String, String, Int, String?, Int?).self) {
+            history.append(HistoryLine(at: at, step: step, kind: kind, attempt: attempt, detail: detail, durationMs: duration))
+        }
+        return SagaDetail(
+            saga: summary, failure: instance?.failure, amountCents: instance?.data.amountCents,
+            shippingCents: instance?.data.shippingCents, history: history, events: try await events(summary.orderId))
+    }
+
+    private func events(_ orderId: String) async throws -> [StatusEvent] {
+        var result: [StatusEvent] = []
+        let rows = try await client.query(
+            "SELECT body::text FROM saga_events WHERE order_id = \(orderId) ORDER BY seq", logger: logger)
+        for try await body in rows.decode(String.self) {
+            result.append(try MessageCodec.decode(StatusEvent.self, from: Array(body.utf8)))
+        }
+        return result
+    }
+}

@@ -1,0 +1,67 @@
+import Messaging
+import SagaEngine
+
+/// What the PlaceOrder saga carries from step to step.
+struct PlaceOrderData: Codable, Sendable, Equatable {
+    var orderId: String
+    var lines: [OrderLine]
+    var postCode: String
+    var card: CardSummary
+    var createdOn: String
+    var itemsCents: Int
+    var shippingCents: Int?
+    var amountCents: Int?
+
+    init(_ start: StartPlaceOrder) {
+        orderId = start.orderId
+        lines = start.lines
+        postCode = start.postCode
+        card = start.card
+        createdOn = start.createdOn
+        itemsCents = start.lines.reduce(0) { $0 + $1.unitPriceCents * $1.quantity }
+    }
+}
+
+/// The PlaceOrder saga, as the seed's state machine has it: reserve, quote shipping, charge, complete; when a step
+/// fails, undo the earlier ones in reverse order and cancel the order with the reason.
+enum PlaceOrderSaga {
+    static func definition(deadline: Double = 10) -> SagaDefinition<PlaceOrderData> {
+        let step = RetryPolicy(deadline: deadline, maxAttempts: 3, interval: 0.5, backoff: 2)
+        let compensation = RetryPolicy(deadline: deadline, maxAttempts: 8, interval: 1, backoff: 2)
+        return SagaDefinition<PlaceOrderData>(
+            name: "PlaceOrder",
+            steps: [
+                SagaStep("reserveInventory")
+                    .invoke(Queues.inventoryCommands, Commands.reserveInventory, policy: step) { ReserveInventory(lines: $0.lines) }
+                    .compensate(with: Queues.inventoryCommands, Commands.releaseInventory, policy: compensation) { _ in ReleaseInventory() },
+                SagaStep("calculateShipping")
+                    .local { data in
+                        data.shippingCents = try Shipping.costCents(postCode: data.postCode)
+                        data.amountCents = data.itemsCents + data.shippingCents!
+                    },
+                SagaStep("processPayment")
+                    .invoke(Queues.paymentCommands, Commands.processPayment, policy: step) {
+                        ProcessPayment(amountCents: $0.amountCents ?? 0, card: $0.card)
+                    }
+                    .compensate(with: Queues.paymentCommands, Commands.refundPayment, policy: compensation) { _ in RefundPayment() },
+                SagaStep("completeOrder")
+                    .invoke(Queues.orderCommands, Commands.completeOrder, policy: step) {
+                        CompleteOrder(shippingCents: $0.shippingCents ?? 0, amountCents: $0.amountCents ?? 0)
+                    },
+            ]
+        )
+        .whenCompensated(invoke: Queues.orderCommands, Commands.cancelOrder, policy: compensation) { _, failure in
+            CancelOrder(errorType: failure.type, errorMessage: failure.message)
+        }
+    }
+}
+
+/// The seed's shipping rule: (last digit of the post code) / 2 + 2 dollars. Post code 2880 pays 2; 7 pays 5.50.
+enum Shipping {
+    static func costCents(postCode: String) throws -> Int {
+        guard let last = postCode.last, last.isASCII, let digit = last.wholeNumberValue else {
+            throw SagaStepError(type: "InvalidAddress", message: "Error, the post code must end with a digit")
+        }
+        return digit * 50 + 200
+    }
+}

@@ -1,0 +1,146 @@
+import AMQP
+import Foundation
+import Logging
+import Messaging
+import Metrics
+import Persistence
+import PostgresNIO
+import SagaEngine
+import ServiceKit
+
+/// Loads saga instances, runs the state machine on them and stores the result with every effect — commands and
+/// status events to the outbox, history lines — in the caller's transaction.
+struct SagaStore: Sendable {
+    let machine: SagaMachine<PlaceOrderData>
+    let logger: Logger
+
+    private static let started = Counter(label: "pets_sagas_started_total")
+    private static let completed = Counter(label: "pets_sagas_completed_total")
+    private static let compensated = Counter(label: "pets_sagas_compensated_total")
+    private static let parked = Counter(label: "pets_sagas_parked_total")
+
+    /// Creates the order's saga unless it exists, and starts it.
+    func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection) async throws -> [OutgoingMessage] {
+        let sagaId = UUID().uuidString.lowercased()
+        var saga = SagaInstance(id: sagaId, orderId: request.orderId.lowercased(), data: PlaceOrderData(request))
+        let instance = try Self.encode(saga)
+        let inserted = try await connection.query(
+            """
+            INSERT INTO sagas (id, order_id, definition, status, phase, step, attempt, instance)
+            VALUES (\(sagaId), \(saga.orderId), \(machine.definition.name), \(saga.status.rawValue), \(saga.phase.rawValue),
+                    NULL, 0, \(instance)::jsonb)
+            ON CONFLICT (order_id) DO NOTHING RETURNING 1
+            """,
+            logger: logger
+        ).collect()
+        guard !inserted.isEmpty else {
+            logger.info("saga for this order exists already", metadata: ["orderId": "\(saga.orderId)"])
+            return []
+        }
+        Self.started.increment()
+        let effects = machine.handle(.start, &saga, now: Date())
+        return try await save(saga, effects: effects, eventSeq: 0, traceHeaders: traceHeaders, on: connection)
+    }
+
+    /// Applies `event` to the saga `sagaId` (locked for the transaction). Unknown sagas are reported, not created.
+    @discardableResult
+    func apply(_ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], on connection: PostgresConnection) async throws -> [OutgoingMessage]? {
+        guard let (saga, eventSeq) = try await load(sagaId, on: connection) else { return nil }
+        var updated = saga
+        let effects = machine.handle(event, &updated, now: Date())
+        return try await save(updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, on: connection)
+    }
+
+    func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)? {
+        let rows = try await connection.query(
+            "SELECT instance::text, event_seq FROM sagas WHERE id = \(sagaId) FOR UPDATE", logger: logger)
+        for try await (instance, eventSeq) in rows.decode((String, Int).self) {
+            return (try Self.decode(instance), eventSeq)
+        }
+        return nil
+    }
+
+    private func save(
+        _ saga: SagaInstance<PlaceOrderData>, effects: [SagaEffect], eventSeq: Int, traceHeaders: [String: String],
+        on connection: PostgresConnection
+    ) async throws -> [OutgoingMessage] {
+        var outgoing: [OutgoingMessage] = []
+        var seq = eventSeq
+        let now = Date()
+        for effect in effects {
+            switch effect {
+            case .send(let queue, let command, _, let body):
+                outgoing.append(
+                    OutgoingMessage(
+                        routingKey: queue,
+                        message: AMQPMessage(
+                            messageID: UUID().uuidString.lowercased(), correlationID: saga.id, type: command,
+                            replyTo: Queues.orchestratorReplies, headers: traceHeaders, body: body)))
+            case .status(let status, let step, let message, let errorType):
+                seq += 1
+                let event = StatusEvent(
+                    orderId: saga.orderId, seq: seq, status: status, step: step, message: message, errorType: errorType,
+                    amountPaid: status == .success ? saga.data.amountCents.map(Money.dollars) : nil,
+                    createdOn: status.isFinalStatus ? saga.data.createdOn : nil,
+                    at: Timestamp.string(now))
+                let body = try MessageCodec.encode(event)
+                try await connection.query(
+                    """
+                    INSERT INTO saga_events (order_id, seq, body) VALUES (\(saga.orderId), \(seq), \(String(decoding: body, as: UTF8.self))::jsonb)
+                    """,
+                    logger: logger)
+                outgoing.append(
+                    OutgoingMessage(
+                        exchange: Exchanges.status, routingKey: "",
+                        message: AMQPMessage(
+                            messageID: "\(saga.orderId)/\(seq)", correlationID: saga.id, type: MessageTypes.orderStatus,
+                            headers: traceHeaders, body: body)))
+                count(status)
+            case .history(let entry):
+                try await connection.query(
+                    """
+                    INSERT INTO saga_history (saga_id, step, kind, attempt, detail, duration_ms)
+                    VALUES (\(saga.id), \(entry.step), \(entry.kind.rawValue), \(entry.attempt), \(entry.detail), \(entry.durationMs))
+                    """,
+                    logger: logger)
+                if let duration = entry.durationMs, entry.kind == .succeeded || entry.kind == .failed || entry.kind == .compensated {
+                    Timer(label: "pets_saga_step_seconds", dimensions: [("step", entry.step)])
+                        .recordMilliseconds(duration)
+                }
+            }
+        }
+        let instance = try Self.encode(saga)
+        try await connection.query(
+            """
+            UPDATE sagas SET status = \(saga.status.rawValue), phase = \(saga.phase.rawValue),
+                step = \(machine.currentStepName(saga)), attempt = \(saga.attempt), timer_at = \(saga.timer?.at),
+                instance = \(instance)::jsonb, event_seq = \(seq), updated_at = now()
+            WHERE id = \(saga.id)
+            """,
+            logger: logger)
+        return outgoing
+    }
+
+    private func count(_ status: StatusEvent.Status) {
+        switch status {
+        case .success: Self.completed.increment()
+        case .failed: Self.compensated.increment()
+        case .needsAttention: Self.parked.increment()
+        default: break
+        }
+    }
+
+    static func encode(_ saga: SagaInstance<PlaceOrderData>) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(saga), as: UTF8.self)
+    }
+
+    static func decode(_ json: String) throws -> SagaInstance<PlaceOrderData> {
+        try JSONDecoder().decode(SagaInstance<PlaceOrderData>.self, from: Data(json.utf8))
+    }
+}
+
+extension StatusEvent.Status {
+    var isFinalStatus: Bool { self == .success || self == .failed }
+}

@@ -1,0 +1,13 @@
+import Hummingbird
+import Logging
+import ServiceKit
+
+@main
+struct OrderApp {
+    static func main() async throws {
+        let configuration = try ServiceConfiguration(name: "order", defaultPort: 8080, defaultDatabase: "orders")
+        Observability.bootstrapLogging(level: configuration.logLevel)
+        let app = try buildApplication(configuration)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import Persistence
+import ServiceKit
+
+/// Wires the Order service: the REST gateway, the web shop's files, its participant commands and projections.
+func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
+    let logger = Observability.logger("pets.order", level: configuration.logLevel)
+    let runtime = try ServiceRuntime(configuration: configuration, migrations: OrderSchema.migrations, logger: logger)
+    let environment = configuration.environment
+    let tokens = OrderToken(secret: try environment.required("PETS_TOKEN_SECRET", "the Order service signs WebSocket tokens with it"))
+    let repository = OrderRepository(client: runtime.postgres, logger: logger)
+    let handlers = OrderHandlers(logger: logger)
+
+    var commands = CommandRouter()
+    commands.on(Commands.completeOrder, CompleteOrder.self, handle: handlers.completeOrder)
+    commands.on(Commands.cancelOrder, CancelOrder.self, handle: handlers.cancelOrder)
+
+    let router = Router()
+    let webRoot = environment.string("PETS_WEB_ROOT", default: "Public")
+    if FileManager.default.fileExists(atPath: webRoot) {
+        router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
+    }
+    router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
+    OrderController(
+        repository: repository, tokens: tokens,
+        publicWebSocketURL: environment.string("PETS_PUBLIC_WS_URL", default: "ws://localhost:8081"),
+        logger: logger
+    ).addRoutes(to: router)
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "order"),
+        logger: logger)
+    app.addServices(
+        runtime.postgres, runtime.relay,
+        runtime.consume(Queues.orderCommands, handler: commands.handler),
+        runtime.consume(Queues.orderEvents, handler: handlers.projectEvent))
+    app.beforeServerStarts {
+        try await runtime.migrateWhenReachable()
+        try await repository.seedCatalogue()
+    }
+    return app
+}

@@ -1,0 +1,169 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Messaging
+import NIOCore
+import PostgresNIO
+import ServiceKit
+
+/// The order gateway's REST API: the catalogue, placing orders, reading one order, streaming all of them.
+struct OrderController: Sendable {
+    let repository: OrderRepository
+    let tokens: OrderToken
+    /// The Notifier's public WebSocket base URL, e.g. `ws://localhost:8081`.
+    let publicWebSocketURL: String
+    let logger: Logger
+    static let maximumBodySize = 64 * 1024
+
+    struct Failure: Codable {
+        var status = "failed"
+        var message: String
+    }
+
+    struct PlacedResponse: Codable {
+        var status = "placed"
+        var orderId: String
+        var clientCallbackUrl: String
+    }
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("catalogue") { _, _ -> Response in
+            .json(try await repository.catalogue())
+        }
+        router.post("orders") { request, context -> Response in
+            try await place(request, context: context)
+        }
+        // The seed's path.
+        router.post("order") { request, context -> Response in
+            try await place(request, context: context)
+        }
+        router.get("orders/:orderId") { _, context -> Response in
+            let orderId = try context.parameters.require("orderId").lowercased()
+            guard let order = try await repository.order(orderId) else {
+                return .json(Failure(message: "No order with id \(orderId)."), status: .notFound)
+            }
+            return .json(order)
+        }
+        router.get("orders") { request, _ -> Response in
+            streamOrders(eventStream: request.headers[.accept]?.contains("text/event-stream") == true)
+        }
+    }
+
+    private func place(_ request: Request, context: some RequestContext) async throws -> Response {
+        var request = request
+        let bytes: [UInt8]
+        do {
+            bytes = Array(buffer: try await request.collectBody(upTo: Self.maximumBodySize))
+        } catch {
+            return .json(Failure(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."), status: .contentTooLarge)
+        }
+        let body: PlaceOrderBody
+        do {
+            body = try JSONDecoder().decode(PlaceOrderBody.self, from: Data(bytes))
+        } catch {
+            return .json(Failure(message: "Malformed order: \(Self.describe(error))"), status: .badRequest)
+        }
+        let order: ValidOrder
+        do {
+            order = try OrderValidation.validate(body, catalogue: try await repository.products())
+        } catch let error as OrderValidationError {
+            return .json(Failure(message: error.message), status: .badRequest)
+        }
+        let idempotencyKey = request.headers[.idempotencyKey]
+        if let idempotencyKey, idempotencyKey.count > 200 || idempotencyKey.isEmpty {
+            return .json(Failure(message: "Idempotency-Key must be 1 to 200 characters."), status: .badRequest)
+        }
+        let traceparent = request.headers[.traceparent].flatMap(TraceContext.validated) ?? TraceContext.newTraceparent()
+        do {
+            let placed = try await repository.place(
+                order, idempotencyKey: idempotencyKey, requestHash: OrderRepository.hash(bytes), traceparent: traceparent)
+            var logger = logger
+            logger[metadataKey: "orderId"] = "\(placed.orderId)"
+            logger.info(placed.created ? "order placed" : "order returned for a repeated idempotency key")
+            let url = "\(publicWebSocketURL)/ws?orderId=\(placed.orderId)&token=\(tokens.token(for: placed.orderId))"
+            return .json(PlacedResponse(orderId: placed.orderId, clientCallbackUrl: url), status: .accepted)
+        } catch is OrderRepository.IdempotencyConflict {
+            return .json(
+                Failure(message: "This Idempotency-Key was used for a different order request."), status: .unprocessableContent)
+        }
+    }
+
+    /// Streams every order from a database cursor as rows arrive: NDJSON, or server-sent events. Memory stays flat
+    /// whatever the count; when the client goes away the write fails and the query is abandoned.
+    private func streamOrders(eventStream: Bool) -> Response {
+        let repository = self.repository
+        let body = ResponseBody { writer in
+            // The row sequence holds a pooled connection until it is consumed or dropped.
+            let rows = try await repository.client.query(
+                "SELECT \(unescaped: OrderView.columns) FROM orders ORDER BY created_on, id", logger: repository.logger)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            for try await row in rows.decode(OrderView.Row.self) {
+                var buffer = ByteBuffer()
+                if eventStream { buffer.writeString("data: ") }
+                buffer.writeBytes(try encoder.encode(try OrderView(row)))
+                buffer.writeString(eventStream ? "\n\n" : "\n")
+                try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: eventStream ? "text/event-stream" : "application/x-ndjson"],
+            body: body)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) must be \(typeName(type))."
+        case DecodingError.valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(typeName(type)), not null."
+        case DecodingError.keyNotFound(let key, _):
+            return "missing field \(key.stringValue)."
+        case DecodingError.dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "the body is not valid JSON." : "\(path(context.codingPath)) is invalid."
+        default:
+            return "the body is not valid JSON."
+        }
+    }
+
+    private static func path(_ codingPath: [any CodingKey]) -> String {
+        let text = codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return text.hasPrefix(".") ? String(text.dropFirst()) : (text.isEmpty ? "the body" : text)
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "a whole number"
+        case is String.Type: return "a string"
+        case is [Any].Type: return "an array"
+        default: return type is any Decodable.Type && "\(type)".hasPrefix("Array") ? "an array" : "an object"
+        }
+    }
+}
+
+/// W3C trace context: the `traceparent` of a request, or a new one, travels with every message of the order.
+enum TraceContext {
+    static func newTraceparent() -> String {
+        "00-\(randomHex(16))-\(randomHex(8))-01"
+    }
+
+    static func validated(_ value: String) -> String? {
+        let parts = value.split(separator: "-")
+        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
+            parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) })
+        else { return nil }
+        return value.lowercased()
+    }
+
+    private static func randomHex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+extension HTTPField.Name {
+    static let idempotencyKey = Self("Idempotency-Key")!
+    static let traceparent = Self("traceparent")!
+}

@@ -1,0 +1,80 @@
+import AMQP
+import Logging
+import Messaging
+import PostgresNIO
+import ServiceKit
+
+/// The Order service as a saga participant (`completeOrder`, `cancelOrder`) and as a projection of saga status
+/// and stock events.
+struct OrderHandlers: Sendable {
+    let logger: Logger
+
+    @Sendable
+    func completeOrder(_ command: SagaCommand<CompleteOrder>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        let rows = try await connection.query(
+            "SELECT status FROM orders WHERE id = \(command.orderId) FOR UPDATE", logger: logger)
+        var status: String?
+        for try await value in rows.decode(String.self) { status = value }
+        switch status {
+        case nil:
+            return .failed("OrderNotFound", "Error, order \(command.orderId) does not exist")
+        case "cancelled":
+            return .failed("OrderCancelled", "Error, order \(command.orderId) was cancelled")
+        case "completed":
+            return .succeeded()
+        default:
+            try await connection.query(
+                """
+                UPDATE orders SET status = 'completed', shipping_cents = \(command.payload.shippingCents),
+                    payment_cents = \(command.payload.amountCents), updated_on = now()
+                WHERE id = \(command.orderId)
+                """,
+                logger: logger)
+            return .succeeded()
+        }
+    }
+
+    /// Cancels whatever state the order is in: a saga only cancels after undoing its payment and reservation, even
+    /// when the order had been completed (its completion's reply was lost).
+    @Sendable
+    func cancelOrder(_ command: SagaCommand<CancelOrder>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        try await connection.query(
+            """
+            UPDATE orders SET status = 'cancelled', error_type = \(command.payload.errorType),
+                error_message = \(command.payload.errorMessage), payment_cents = NULL, updated_on = now()
+            WHERE id = \(command.orderId) AND status <> 'cancelled'
+            """,
+            logger: logger)
+        return .succeeded()
+    }
+
+    /// Saga status events become the order's history; stock events update the catalogue (newest version wins).
+    var projectEvent: MessageHandler {
+        { [logger] delivery, connection in
+            switch delivery.message.type {
+            case MessageTypes.orderStatus:
+                let event = try MessageCodec.decode(StatusEvent.self, from: delivery.message.body)
+                try await connection.query(
+                    """
+                    INSERT INTO order_events (order_id, seq, status, step, message, at)
+                    VALUES (\(event.orderId), \(event.seq), \(event.status.rawValue), \(event.step), \(event.message), \(event.at))
+                    ON CONFLICT (order_id, seq) DO NOTHING
+                    """,
+                    logger: logger)
+            case MessageTypes.stockLevels:
+                let levels = try MessageCodec.decode(StockLevels.self, from: delivery.message.body)
+                for level in levels.levels.sorted(by: { $0.productId < $1.productId }) {
+                    try await connection.query(
+                        """
+                        UPDATE catalogue SET stock = \(level.stock), stock_version = \(level.version)
+                        WHERE id = \(level.productId) AND stock_version < \(level.version)
+                        """,
+                        logger: logger)
+                }
+            default:
+                throw MalformedMessage("order.events takes status and stock events, got '\(delivery.message.type)'")
+            }
+            return []
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import AMQP
+import Crypto
+import Foundation
+import Logging
+import Messaging
+import Persistence
+import PostgresNIO
+import ServiceKit
+
+/// The `orders` database: orders, the catalogue projection and each order's status history.
+struct OrderRepository: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    struct Placed: Sendable {
+        var orderId: String
+        /// False when an earlier request with the same idempotency key placed it.
+        var created: Bool
+    }
+
+    struct IdempotencyConflict: Error {}
+
+    /// Stores the order and, in the same transaction, the message that starts its saga.
+    func place(_ order: ValidOrder, idempotencyKey: String?, requestHash: String, traceparent: String) async throws -> Placed {
+        let orderId = UUID().uuidString.lowercased()
+        let now = Date()
+        let basket = String(decoding: try MessageCodec.encode(order.lines.map(BasketLine.init)), as: UTF8.self)
+        let address = String(decoding: try MessageCodec.encode(ShippingAddress(address: order.address, city: order.city, postCode: order.postCode)), as: UTF8.self)
+        return try await client.withTransaction(logger: logger) { connection in
+            let inserted = try await connection.query(
+                """
+                INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
+                                    idempotency_key, request_hash, created_on, updated_on)
+                VALUES (\(orderId), 'placed', \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
+                        \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now))
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+                """,
+                logger: logger
+            ).collect()
+            guard !inserted.isEmpty else {
+                let rows = try await connection.query(
+                    "SELECT id, request_hash FROM orders WHERE idempotency_key = \(idempotencyKey)", logger: logger)
+                for try await (existing, hash) in rows.decode((String, String?).self) {
+                    guard hash == requestHash else { throw IdempotencyConflict() }
+                    return Placed(orderId: existing, created: false)
+                }
+                throw IdempotencyConflict()
+            }
+            let start = StartPlaceOrder(
+                orderId: orderId, lines: order.lines, postCode: order.postCode, card: order.card,
+                createdOn: Timestamp.string(now))
+            let message = try OutgoingMessage.make(
+                routingKey: Queues.orchestratorCommands, type: MessageTypes.startPlaceOrder, correlationID: orderId,
+                headers: ["traceparent": traceparent], body: start)
+            try await Outbox.enqueue([message], on: connection, logger: logger)
+            return Placed(orderId: orderId, created: true)
+        }
+    }
+
+    func order(_ id: String) async throws -> OrderView? {
+        let rows = try await client.query(
+            "SELECT \(unescaped: OrderView.columns) FROM orders WHERE id = \(id)", logger: logger)
+        var found: OrderView?
+        for try await row in rows.decode(OrderView.Row.self) { found = try OrderView(row) }
+        guard var order = found else { return nil }
+        let events = try await client.query(
+            "SELECT seq, status, step, message, at FROM order_events WHERE order_id = \(id) ORDER BY seq", logger: logger)
+        for try await (seq, status, step, message, at) in events.decode((Int, String, String?, String?, String).self) {
+            order.history.append(OrderView.HistoryEntry(seq: seq, status: status, step: step, message: message, at: at))
+        }
+        return order
+    }
+
+    func catalogue() async throws -> [CatalogueItem] {
+        var items: [CatalogueItem] = []
+        let rows = try await client.query(
+            "SELECT id, title, unit_price_cents, image_url, stock FROM catalogue ORDER BY unit_price_cents DESC, title",
+            logger: logger)
+        for try await (id, title, price, image, stock) in rows.decode((String, String, Int, String, Int).self) {
+            items.append(CatalogueItem(id: id, title: title, unitPrice: Money.dollars(price), imageUrl: image, stock: stock))
+        }
+        return items
+    }
+
+    /// The catalogue's products keyed by id, for pricing orders.
+    func products() async throws -> [String: CatalogueProduct] {
+        var products: [String: CatalogueProduct] = [:]
+        let rows = try await client.query("SELECT id, title, unit_price_cents, image_url FROM catalogue", logger: logger)
+        for try await (id, title, price, image) in rows.decode((String, String, Int, String).self) {
+            products[id] = CatalogueProduct(id: id, title: title, unitPriceCents: price, imageUrl: image)
+        }
+        return products
+    }
+
+    /// Inserts the seed products (prices as the seed has them); stock arrives from Inventory.
+    func seedCatalogue() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            for product in SeedCatalogue.products {
+                try await connection.query(
+                    """
+                    INSERT INTO catalogue (id, title, unit_price_cents, image_url) VALUES (\(product.id), \(product.title),
+                        \(product.unitPriceCents), \(product.imageUrl))
+                    ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, unit_price_cents = EXCLUDED.unit_price_cents,
+                        image_url = EXCLUDED.image_url
+                    """,
+                    logger: logger)
+            }
+        }
+    }
+
+    static func hash(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+struct BasketLine: Codable, Sendable {
+    var id: String
+    var title: String
+    var quantity: Int
+    var unitPrice: Double
+
+    init(_ line: OrderLine) {
+        id = line.productId
+        title = line.title
+        quantity = line.quantity
+        unitPrice = Money.dollars(line.unitPriceCents)
+    }
+}
+
+struct ShippingAddress: Codable, Sendable {
+    var address: String
+    var city: String
+    var postCode: String
+}
+
+struct CatalogueItem: Codable, Sendable {
+    var id: String
+    var title: String
+    var unitPrice: Double
+    var imageUrl: String
+    var stock: Int
+}
+
+/// `GET /orders/{id}`: the order as the client sees it.
+struct OrderView: Codable, Sendable {
+    struct HistoryEntry: Codable, Sendable {
+        var seq: Int
+        var status: String
+        var step: String?
+        var message: String?
+        var at: String
+    }
+
+    var orderId: String
+    var orderStatus: String
+    var basket: [BasketLine]
+    var shippingAddress: ShippingAddress
+    var cardLast4: String
+    var shippingCost: Double?
+    var paymentAmount: Double?
+    var errorType: String?
+    var errorMessage: String?
+    var createdOn: String
+    var updatedOn: String
+    var history: [HistoryEntry] = []
+
+    static let columns = """
+        id, status, basket::text, shipping_address::text, card_last4, shipping_cents, payment_cents, error_type, error_message,
+        to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        to_char(updated_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        """
+
+    typealias Row = (String, String, String, String, String, Int?, Int?, String?, String?, String, String)
+
+    init(_ row: Row) throws {
+        orderId = row.0
+        orderStatus = row.1
+        basket = try JSONDecoder().decode([BasketLine].self, from: Data(row.2.utf8))
+        shippingAddress = try JSONDecoder().decode(ShippingAddress.self, from: Data(row.3.utf8))
+        cardLast4 = row.4
+        shippingCost = row.5.map(Money.dollars)
+        paymentAmount = row.6.map(Money.dollars)
+        errorType = row.7
+        errorMessage = row.8
+        createdOn = row.9
+        updatedOn = row.10
+    }
+}

@@ -1,0 +1,13 @@
+import Hummingbird
+import Logging
+import ServiceKit
+
+@main
+struct PaymentApp {
+    static func main() async throws {
+        let configuration = try ServiceConfiguration(name: "payment", defaultPort: 8083, defaultDatabase: "payments")
+        Observability.bootstrapLogging(level: configuration.logLevel)
+        let app = try buildApplication(configuration)
+        try await app.runService()
+    }
+}

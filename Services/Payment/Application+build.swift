@@ -1,0 +1,32 @@
+import Hummingbird
+import Logging
+import Messaging
+import Persistence
+import ServiceKit
+
+/// Wires the Payment service: its ledger database, its command consumer, the ledger endpoint.
+func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
+    let logger = Observability.logger("pets.payment", level: configuration.logLevel)
+    let runtime = try ServiceRuntime(configuration: configuration, migrations: PaymentSchema.migrations, logger: logger)
+    let ledger = PaymentLedger(logger: logger)
+
+    var commands = CommandRouter()
+    commands.on(Commands.processPayment, ProcessPayment.self, handle: ledger.processPayment)
+    commands.on(Commands.refundPayment, RefundPayment.self, handle: ledger.refundPayment)
+
+    let router = Router()
+    router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
+    LedgerController(client: runtime.postgres, logger: logger).addRoutes(to: router)
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "payment"),
+        logger: logger)
+    app.addServices(
+        runtime.postgres, runtime.relay,
+        runtime.consume(Queues.paymentCommands, handler: commands.handler))
+    app.beforeServerStarts {
+        try await runtime.migrateWhenReachable()
+    }
+    return app
+}

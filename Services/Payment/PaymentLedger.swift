@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import Messaging
+import PostgresNIO
+import ServiceKit
+
+/// Charges and refunds, each exactly once per saga however often the command arrives.
+struct PaymentLedger: Sendable {
+    let logger: Logger
+    var now: @Sendable () -> Date = { Date() }
+
+    @Sendable
+    func processPayment(_ command: SagaCommand<ProcessPayment>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        let payment = command.payload
+        let status = try await claim(command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
+        switch status.status {
+        case "charged": return .succeeded()
+        case "declined": return .failed("InvalidCreditCard", status.reason ?? FailureMessages.invalidCreditCard)
+        case "refunded", "voided": return .failed("PaymentVoided", "Error, the payment was already refunded")
+        default: break
+        }
+        guard CardCheck.isValid(expiry: payment.card.expiry, now: now()), payment.amountCents > 0 else {
+            logger.info("card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
+            try await connection.query(
+                """
+                UPDATE payments SET status = 'declined', reason = \(FailureMessages.invalidCreditCard), updated_at = now()
+                WHERE saga_id = \(command.sagaId)
+                """,
+                logger: logger)
+            return .failed("InvalidCreditCard", FailureMessages.invalidCreditCard)
+        }
+        try await connection.query(
+            "UPDATE payments SET status = 'charged', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
+            VALUES (\(command.sagaId), \(command.orderId), 'charge', \(payment.amountCents))
+            """,
+            logger: logger)
+        return .succeeded()
+    }
+
+    @Sendable
+    func refundPayment(_ command: SagaCommand<RefundPayment>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+        // Nothing charged yet: the `voided` tombstone makes a late charge fail instead of taking money.
+        let status = try await claim(command, status: "voided", amountCents: 0, last4: nil, connection)
+        switch status.status {
+        case "charged":
+            try await connection.query(
+                "UPDATE payments SET status = 'refunded', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
+                VALUES (\(command.sagaId), \(command.orderId), 'refund', \(status.amountCents))
+                """,
+                logger: logger)
+        case "pending", "declined":
+            try await connection.query(
+                "UPDATE payments SET status = 'voided', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+        default:
+            break  // refunded or voided already
+        }
+        return .succeeded()
+    }
+
+    private struct Payment {
+        var status: String
+        var reason: String?
+        var amountCents: Int
+    }
+
+    /// Inserts the saga's payment row with `status` unless one exists, then locks and returns it.
+    private func claim<Payload>(
+        _ command: SagaCommand<Payload>, status: String, amountCents: Int, last4: String?, _ connection: PostgresConnection
+    ) async throws -> Payment {
+        try await connection.query(
+            """
+            INSERT INTO payments (saga_id, order_id, status, amount_cents, card_last4)
+            VALUES (\(command.sagaId), \(command.orderId), \(status), \(amountCents), \(last4))
+            ON CONFLICT (saga_id) DO NOTHING
+            """,
+            logger: logger)
+        let rows = try await connection.query(
+            "SELECT status, reason, amount_cents FROM payments WHERE saga_id = \(command.sagaId) FOR UPDATE", logger: logger)
+        for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
+            return Payment(status: status, reason: reason, amountCents: amount)
+        }
+        throw MalformedMessage("payment row for saga \(command.sagaId) vanished")
+    }
+}
+
+/// The seed's card rule: the expiry is `MM/YY`, the month is 1-12, and the card is valid through that month.
+enum CardCheck {
+    static func isValid(expiry: String, now: Date) -> Bool {
+        let parts = expiry.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let month = Int(parts[0]), let year = Int(parts[1]), (1...12).contains(month),
+            parts[1].count == 2
+        else { return false }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let today = calendar.dateComponents([.year, .month], from: now)
+        let expiryYear = 2000 + year
+        return (expiryYear, month) >= (today.year!, today.month!)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// A product line of an order, with the unit price fixed when the order was placed.
+public struct OrderLine: Codable, Sendable, Equatable {
+    public var productId: String
+    public var title: String
+    public var quantity: Int
+    public var unitPriceCents: Int
+
+    public init(productId: String, title: String, quantity: Int, unitPriceCents: Int) {
+        self.productId = productId
+        self.title = title
+        self.quantity = quantity
+        self.unitPriceCents = unitPriceCents
+    }
+}
+
+/// What a participant needs of a card: never the full number.
+public struct CardSummary: Codable, Sendable, Equatable {
+    public var last4: String
+    public var expiry: String
+    public var cardholderName: String
+
+    public init(last4: String, expiry: String, cardholderName: String) {
+        self.last4 = last4
+        self.expiry = expiry
+        self.cardholderName = cardholderName
+    }
+}
+
+/// Order -> Orchestrator: run the PlaceOrder saga for a new order.
+public struct StartPlaceOrder: Codable, Sendable, Equatable {
+    public var orderId: String
+    public var lines: [OrderLine]
+    public var postCode: String
+    public var card: CardSummary
+    public var createdOn: String
+
+    public init(orderId: String, lines: [OrderLine], postCode: String, card: CardSummary, createdOn: String) {
+        self.orderId = orderId
+        self.lines = lines
+        self.postCode = postCode
+        self.card = card
+        self.createdOn = createdOn
+    }
+}
+
+/// Every command the orchestrator sends to a participant: which saga, which step, which attempt, and the step's
+/// own payload. The participant echoes `sagaId`, `step` and `attempt` in its reply.
+public struct SagaCommand<Payload: Codable & Sendable>: Codable, Sendable {
+    public var sagaId: String
+    public var orderId: String
+    public var step: String
+    public var attempt: Int
+    public var payload: Payload
+
+    public init(sagaId: String, orderId: String, step: String, attempt: Int, payload: Payload) {
+        self.sagaId = sagaId
+        self.orderId = orderId
+        self.step = step
+        self.attempt = attempt
+        self.payload = payload
+    }
+}
+
+/// The command names (AMQP `type`) the participants handle.
+public enum Commands {
+    public static let reserveInventory = "reserveInventory"
+    public static let releaseInventory = "releaseInventory"
+    public static let processPayment = "processPayment"
+    public static let refundPayment = "refundPayment"
+    public static let completeOrder = "completeOrder"
+    public static let cancelOrder = "cancelOrder"
+}
+
+public struct ReserveInventory: Codable, Sendable, Equatable {
+    public var lines: [OrderLine]
+    public init(lines: [OrderLine]) { self.lines = lines }
+}
+
+/// Release whatever the saga reserved; also fine (and remembered) when nothing was reserved.
+public struct ReleaseInventory: Codable, Sendable, Equatable {
+    public init() {}
+}
+
+public struct ProcessPayment: Codable, Sendable, Equatable {
+    public var amountCents: Int
+    public var card: CardSummary
+    public init(amountCents: Int, card: CardSummary) {
+        self.amountCents = amountCents
+        self.card = card
+    }
+}
+
+/// Refund whatever the saga charged; also fine (and remembered) when nothing was charged.
+public struct RefundPayment: Codable, Sendable, Equatable {
+    public init() {}
+}
+
+public struct CompleteOrder: Codable, Sendable, Equatable {
+    public var shippingCents: Int
+    public var amountCents: Int
+    public init(shippingCents: Int, amountCents: Int) {
+        self.shippingCents = shippingCents
+        self.amountCents = amountCents
+    }
+}
+
+public struct CancelOrder: Codable, Sendable, Equatable {
+    public var errorType: String
+    public var errorMessage: String
+    public init(errorType: String, errorMessage: String) {
+        self.errorType = errorType
+        self.errorMessage = errorMessage
+    }
+}
+
+/// A participant's answer to a `SagaCommand`.
+public struct StepReply: Codable, Sendable, Equatable {
+    public var sagaId: String
+    public var step: String
+    public var attempt: Int
+    public var success: Bool
+    public var errorType: String?
+    public var errorMessage: String?
+
+    public init(sagaId: String, step: String, attempt: Int, success: Bool, errorType: String? = nil, errorMessage: String? = nil) {
+        self.sagaId = sagaId
+        self.step = step
+        self.attempt = attempt
+        self.success = success
+        self.errorType = errorType
+        self.errorMessage = errorMessage
+    }
+}
+
+/// The seed's failure messages.
+public enum FailureMessages {
+    public static let insufficientInventory = "Error, insufficient inventory"
+    public static let invalidCreditCard = "Error, invalid credit card"
+}
+
+/// Inventory -> everyone: the stock on hand of products after a change. `version` grows with every change of a
+/// product, so a projection keeps the newest and ignores what arrives late.
+public struct StockLevels: Codable, Sendable, Equatable {
+    public struct Level: Codable, Sendable, Equatable {
+        public var productId: String
+        public var stock: Int
+        public var version: Int64
+        public init(productId: String, stock: Int, version: Int64) {
+            self.productId = productId
+            self.stock = stock
+            self.version = version
+        }
+    }
+    public var levels: [Level]
+    public init(levels: [Level]) { self.levels = levels }
+}

@@ -1,0 +1,70 @@
+import AMQP
+import Logging
+import Messaging
+import Persistence
+import PostgresNIO
+
+/// A participant's answer to a saga command, and any events its change causes.
+public struct StepOutcome: Sendable {
+    public var success: Bool
+    public var errorType: String?
+    public var errorMessage: String?
+    public var events: [OutgoingMessage]
+
+    public static func succeeded(events: [OutgoingMessage] = []) -> StepOutcome {
+        StepOutcome(success: true, errorType: nil, errorMessage: nil, events: events)
+    }
+
+    public static func failed(_ type: String, _ message: String, events: [OutgoingMessage] = []) -> StepOutcome {
+        StepOutcome(success: false, errorType: type, errorMessage: message, events: events)
+    }
+}
+
+/// Routes a participant's commands by message type to handlers named after them, and sends each outcome back to
+/// the command's `replyTo` through the outbox, in the handler's transaction.
+public struct CommandRouter: Sendable {
+    
+    private var routes: [String: MessageHandler] = [:]
+
+    public init() {}
+
+    public mutating func on<Payload: Codable & Sendable>(
+        _ command: String, _ payload: Payload.Type,
+        handle: @escaping @Sendable (SagaCommand<Payload>, PostgresConnection, Logger) async throws -> StepOutcome
+    ) {
+        routes[command] = { delivery, connection in
+            let decoded: SagaCommand<Payload>
+            do {
+                decoded = try MessageCodec.decode(SagaCommand<Payload>.self, from: delivery.message.body)
+            } catch {
+                throw MalformedMessage("\(command) does not decode: \(error)")
+            }
+            var logger = Logger(label: "pets.participant")
+            logger[metadataKey: "sagaId"] = "\(decoded.sagaId)"
+            logger[metadataKey: "orderId"] = "\(decoded.orderId)"
+            logger[metadataKey: "step"] = "\(decoded.step)"
+            let outcome = try await handle(decoded, connection, logger)
+            logger.debug("handled", metadata: ["success": "\(outcome.success)"])
+            let reply = try OutgoingMessage.make(
+                routingKey: delivery.message.replyTo ?? Queues.orchestratorReplies,
+                type: MessageTypes.reply,
+                correlationID: decoded.sagaId,
+                headers: delivery.message.headers.filter { $0.key == "traceparent" || $0.key == "tracestate" },
+                body: StepReply(
+                    sagaId: decoded.sagaId, step: decoded.step, attempt: decoded.attempt, success: outcome.success,
+                    errorType: outcome.errorType, errorMessage: outcome.errorMessage))
+            return [reply] + outcome.events
+        }
+    }
+
+    /// The handler for `MessageConsumerService`: unknown types are malformed and dead-lettered.
+    public var handler: MessageHandler {
+        let routes = self.routes
+        return { delivery, connection in
+            guard let route = routes[delivery.message.type] else {
+                throw MalformedMessage("unknown message type '\(delivery.message.type)'")
+            }
+            return try await route(delivery, connection)
+        }
+    }
+}

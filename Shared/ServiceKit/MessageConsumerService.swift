@@ -1,0 +1,160 @@
+import AMQP
+import Logging
+import Messaging
+import Metrics
+import Persistence
+import PostgresNIO
+import ServiceLifecycle
+
+/// A message that can never be handled (not JSON, wrong schema, unknown type): dead-lettered at once.
+public struct MalformedMessage: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Applies a message inside a transaction and returns the messages it causes (written to the outbox in the same
+/// transaction).
+public typealias MessageHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> [OutgoingMessage]
+
+/// Consumes a queue: for each delivery, one transaction claims its id in the inbox, applies it and writes its
+/// outgoing messages to the outbox; the delivery is acked only after that commit. A duplicate is acked without
+/// effect. A transient database failure is retried with backoff while the delivery stays unacked; a malformed
+/// message is dead-lettered; any other failure requeues it, and the queue's delivery limit dead-letters it in the end.
+public final class MessageConsumerService: Service, Sendable {
+    private let consumer: AMQPConsumer
+    private let client: PostgresClient
+    private let relay: OutboxRelay
+    private let schemaReady: ReadinessGate
+    private let concurrency: Int
+    private let logger: Logger
+    private let handler: MessageHandler
+    private let consumed: Counter
+    private let duplicates: Counter
+    private let deadLettered: Counter
+    private let redelivered: Counter
+    private let handling: Timer
+
+    public init(
+        queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
+        concurrency: Int = 16, logger: Logger, handler: @escaping MessageHandler
+    ) {
+        self.consumer = consumer
+        self.client = client
+        self.relay = relay
+        self.schemaReady = schemaReady
+        self.concurrency = concurrency
+        var logger = logger
+        logger[metadataKey: "queue"] = "\(queue)"
+        self.logger = logger
+        self.handler = handler
+        let dimensions = [("queue", queue)]
+        consumed = Counter(label: "pets_messages_consumed_total", dimensions: dimensions)
+        duplicates = Counter(label: "pets_messages_duplicate_total", dimensions: dimensions)
+        deadLettered = Counter(label: "pets_messages_dead_lettered_total", dimensions: dimensions)
+        redelivered = Counter(label: "pets_messages_redelivered_total", dimensions: dimensions)
+        handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
+    }
+
+    public func run() async throws {
+        await schemaReady.wait()
+        await withDiscardingTaskGroup { group in
+            var inFlight = 0
+            let (done, doneContinuation) = AsyncStream.makeStream(of: Void.self)
+            var doneIterator = done.makeAsyncIterator()
+            for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
+                if inFlight >= concurrency {
+                    await doneIterator.next()
+                    inFlight -= 1
+                }
+                inFlight += 1
+                group.addTask {
+                    await self.process(delivery)
+                    doneContinuation.yield()
+                }
+            }
+        }
+        consumer.shutdown()
+    }
+
+    private func process(_ delivery: AMQPDelivery) async {
+        var logger = logger
+        logger[metadataKey: "messageId"] = "\(delivery.message.messageID)"
+        logger[metadataKey: "type"] = "\(delivery.message.type)"
+        if let correlation = delivery.message.correlationID { logger[metadataKey: "sagaId"] = "\(correlation)" }
+        if delivery.redelivered { redelivered.increment() }
+        let started = ContinuousClock.now
+        var backoff = 0.05
+        var failures = 0
+        while true {
+            do {
+                guard !delivery.message.messageID.isEmpty else { throw MalformedMessage("the message has no message id") }
+                let applied = try await client.withTransaction(logger: logger) { connection in
+                    guard try await Inbox.claim(delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
+                    else { return false }
+                    let outgoing = try await handler(delivery, connection)
+                    try await Outbox.enqueue(outgoing, on: connection, logger: logger)
+                    return true
+                }
+                delivery.settle(.ack)
+                if applied {
+                    relay.notify()
+                    consumed.increment()
+                } else {
+                    duplicates.increment()
+                    logger.debug("duplicate message dropped by the inbox")
+                }
+                handling.recordInterval(since: started)
+                return
+            } catch let error as MalformedMessage {
+                logger.error("dead-lettering a malformed message", metadata: ["reason": "\(error)"])
+                deadLettered.increment()
+                delivery.settle(.reject)
+                return
+            } catch where error is DecodingError {
+                logger.error("dead-lettering a message that does not decode", metadata: ["reason": "\(error)"])
+                deadLettered.increment()
+                delivery.settle(.reject)
+                return
+            } catch {
+                if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers it.
+                failures += 1
+                if !DatabaseErrors.isTransient(error) && failures >= 3 {
+                    logger.error("handler keeps failing; requeueing", metadata: ["error": "\(String(reflecting: error))"])
+                    delivery.settle(.requeue)
+                    return
+                }
+                logger.warning("handling failed; retrying", metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
+                try? await Task.sleep(for: .seconds(backoff))
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+}
+
+extension Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// Opens once, when the database schema is in place; consumers wait on it before they take messages.
+public actor ReadinessGate {
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    public init() {}
+
+    public func open() {
+        isOpen = true
+        waiters.forEach { $0.resume() }
+        waiters.removeAll()
+    }
+
+    public func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    public var opened: Bool { isOpen }
+}

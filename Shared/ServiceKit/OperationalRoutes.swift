@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Named readiness checks behind `GET /health`.
+public struct HealthChecks: Sendable {
+    public typealias Check = @Sendable () async -> Bool
+    let checks: [(String, Check)]
+
+    public init(_ checks: KeyValuePairs<String, Check>) {
+        self.checks = checks.map { ($0.key, $0.value) }
+    }
+
+    public init(_ checks: [(String, Check)]) {
+        self.checks = checks
+    }
+
+    public func run() async -> [String: Bool] {
+        await withTaskGroup(of: (String, Bool).self) { group in
+            for (name, check) in checks {
+                group.addTask { (name, await check()) }
+            }
+            var results: [String: Bool] = [:]
+            for await (name, ok) in group { results[name] = ok }
+            return results
+        }
+    }
+}
+
+extension Router {
+    /// `GET /health` (200 when every check passes, 503 otherwise, JSON either way) and `GET /metrics` (Prometheus).
+    public func addOperationalRoutes(service: String, health: HealthChecks) {
+        get("health") { _, _ -> Response in
+            let results = await health.run()
+            let ready = results.values.allSatisfy { $0 }
+            let body: [String: String] =
+                ["status": ready ? "ready" : "not ready", "service": service]
+                .merging(results.mapValues { $0 ? "ok" : "failing" }) { first, _ in first }
+            return Response.json(body, status: ready ? .ok : .serviceUnavailable)
+        }
+        get("metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            Observability.registry.emit(into: &buffer)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+    }
+}
+
+extension Response {
+    /// A JSON response from any `Encodable`.
+    public static func json<Body: Encodable>(_ body: Body, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,111 @@
+import AMQP
+import Foundation
+import Hummingbird
+import Logging
+import Messaging
+import Persistence
+import PostgresNIO
+import ServiceLifecycle
+
+/// What every service with a database has: its PostgreSQL client, an AMQP publisher behind the outbox relay,
+/// consumers of its queues, and the health and metrics endpoints. Services build one and add their own parts.
+public struct ServiceRuntime: Sendable {
+    public let configuration: ServiceConfiguration
+    public let logger: Logger
+    public let postgres: PostgresClient
+    public let publisher: AMQPPublisher
+    public let relay: OutboxRelay
+    public let schemaReady = ReadinessGate()
+    private let migrations: [Migration]
+    private let consumers: LockedConsumers
+
+    public init(configuration: ServiceConfiguration, migrations: [Migration], logger: Logger) throws {
+        guard let database = configuration.database else {
+            throw ConfigurationError("\(configuration.name) needs a database configuration")
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.migrations = [Migration.messaging] + migrations
+        postgres = database.makeClient(logger: logger)
+        publisher = AMQPPublisher(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
+        relay = OutboxRelay(client: postgres, publisher: publisher, logger: logger)
+        consumers = LockedConsumers()
+    }
+
+    /// A consumer of `queue` whose handler runs in a transaction with the inbox and the outbox.
+    public func consume(
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, handler: @escaping MessageHandler
+    ) -> MessageConsumerService {
+        let consumer = AMQPConsumer(
+            configuration: configuration.amqp, topology: PetsTopology.durable, queue: queue, prefetch: prefetch,
+            logger: logger)
+        consumers.append(consumer)
+        return MessageConsumerService(
+            queue: queue, consumer: consumer, client: postgres, relay: relay, schemaReady: schemaReady,
+            concurrency: concurrency, logger: logger, handler: handler)
+    }
+
+    /// Migrates the schema, waiting for the database as long as it takes (no crash loop while it starts), then
+    /// opens `schemaReady`.
+    public func migrateWhenReachable() async throws {
+        var backoff = 0.2
+        while true {
+            do {
+                try await Migrator.migrate(postgres, migrations, logger: logger)
+                await schemaReady.open()
+                return
+            } catch where DatabaseErrors.isTransient(error) {
+                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                try await Task.sleep(for: .seconds(backoff))
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    /// Ready when the schema is migrated, the database answers and every consumer holds a broker connection.
+    public func healthChecks() -> HealthChecks {
+        let postgres = self.postgres
+        let schemaReady = self.schemaReady
+        let consumers = self.consumers
+        return HealthChecks([
+            "database": {
+                guard await schemaReady.opened else { return false }
+                return await withTimeout(seconds: 2) {
+                    _ = try await postgres.query("SELECT 1")
+                }
+            },
+            "broker": { consumers.all.allSatisfy(\.isConnected) && !consumers.all.isEmpty },
+        ])
+    }
+}
+
+/// The consumers a runtime made, for its health check.
+final class LockedConsumers: @unchecked Sendable {
+    // @unchecked Sendable: `consumers` is only touched under `lock`.
+    private let lock = NSLock()
+    private var consumers: [AMQPConsumer] = []
+
+    func append(_ consumer: AMQPConsumer) { lock.withLock { consumers.append(consumer) } }
+    var all: [AMQPConsumer] { lock.withLock { consumers } }
+}
+
+/// Runs `work`; false when it throws or takes longer than `seconds`.
+public func withTimeout(seconds: Double, _ work: @escaping @Sendable () async throws -> Void) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            do {
+                try await work()
+                return true
+            } catch {
+                return false
+            }
+        }
+        group.addTask {
+            try? await Task.sleep(for: .seconds(seconds))
+            return false
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}
