@@ -103,5 +103,11 @@ let package = Package(
             dependencies: ["SagaEngine", "Messaging", "Orchestrator"],
             path: "Tests/SagaEngineTests"
         ),
+        // Against the real RabbitMQ and PostgreSQL that scripts/test starts; disabled without them.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["AMQP", "Messaging", "Persistence", "ServiceKit", "Inventory", "Payment", "Order"],
+            path: "Tests/IntegrationTests"
+        ),
     ]
 )

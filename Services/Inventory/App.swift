@@ -6,7 +6,7 @@ import ServiceKit
 struct InventoryApp {
     static func main() async throws {
         let configuration = try ServiceConfiguration(name: "inventory", defaultPort: 8082, defaultDatabase: "inventory")
-        Observability.bootstrapLogging(level: configuration.logLevel)
+        Observability.bootstrap(level: configuration.logLevel)
         let app = try buildApplication(configuration)
         try await app.runService()
     }

@@ -7,7 +7,8 @@ import ServiceKit
 /// Wires the Inventory service: its database, its command consumer, the stock endpoints.
 func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
     let logger = Observability.logger("pets.inventory", level: configuration.logLevel)
-    let runtime = try ServiceRuntime(configuration: configuration, migrations: InventorySchema.migrations, logger: logger)
+    let runtime = try ServiceRuntime(
+        configuration: configuration, migrations: InventorySchema.migrations, logger: logger)
     let initialStock = try configuration.environment.int("PETS_INITIAL_STOCK", default: 1_000)
     let store = StockStore(logger: logger)
 
@@ -21,7 +22,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
 
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "inventory"),
+        configuration: .init(
+            address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "inventory"),
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,

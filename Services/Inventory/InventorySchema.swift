@@ -28,6 +28,6 @@ enum InventorySchema {
                 )
                 """,
                 "CREATE INDEX reservations_order ON reservations (order_id)",
-            ]),
+            ])
     ]
 }

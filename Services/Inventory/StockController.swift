@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Messaging
 import PostgresNIO
 import ServiceKit
 
@@ -19,7 +20,7 @@ struct StockController: Sendable {
         var orderId: String
         var status: String
         var reason: String?
-        var lines: String
+        var lines: [OrderLine]
     }
 
     func addRoutes(to router: Router<some RequestContext>) {
@@ -37,8 +38,13 @@ struct StockController: Sendable {
             let rows = try await client.query(
                 "SELECT saga_id, order_id, status, reason, lines::text FROM reservations WHERE order_id = \(orderId)",
                 logger: logger)
-            for try await (sagaId, orderId, status, reason, lines) in rows.decode((String, String, String, String?, String).self) {
-                result.append(ReservationView(sagaId: sagaId, orderId: orderId, status: status, reason: reason, lines: lines))
+            for try await (sagaId, orderId, status, reason, lines) in rows.decode(
+                (String, String, String, String?, String).self)
+            {
+                result.append(
+                    ReservationView(
+                        sagaId: sagaId, orderId: orderId, status: status, reason: reason,
+                        lines: try MessageCodec.decode([OrderLine].self, from: Array(lines.utf8))))
             }
             return .json(result)
         }

@@ -17,7 +17,7 @@ struct StockStore: Sendable {
     /// Inserts the seed products with `initialStock` each (existing rows keep their stock), then announces every
     /// product's level so the catalogue projection starts right.
     func seed(_ client: PostgresClient, initialStock: Int) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.transaction(logger: logger) { connection in
             for product in SeedCatalogue.products {
                 try await connection.query(
                     """
@@ -32,7 +32,9 @@ struct StockStore: Sendable {
     }
 
     @Sendable
-    func reserveInventory(_ command: SagaCommand<ReserveInventory>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func reserveInventory(_ command: SagaCommand<ReserveInventory>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         let linesJSON = String(decoding: try MessageCodec.encode(command.payload.lines), as: UTF8.self)
         guard let status = try await claim(command, status: "pending", lines: linesJSON, connection) else {
             throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
@@ -56,7 +58,9 @@ struct StockStore: Sendable {
             "SELECT id, stock FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger)
         for try await (id, stock) in rows.decode((String, Int).self) { onHand[id] = stock }
         for id in productIds where (onHand[id] ?? 0) < wanted[id]! {
-            logger.info("insufficient inventory", metadata: ["productId": "\(id)", "wanted": "\(wanted[id]!)", "onHand": "\(onHand[id] ?? 0)"])
+            logger.info(
+                "insufficient inventory",
+                metadata: ["productId": "\(id)", "wanted": "\(wanted[id]!)", "onHand": "\(onHand[id] ?? 0)"])
             return try await reject(command, FailureMessages.insufficientInventory, connection)
         }
         var levels: [StockLevels.Level] = []
@@ -69,12 +73,15 @@ struct StockStore: Sendable {
             }
         }
         try await connection.query(
-            "UPDATE reservations SET status = 'reserved', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+            "UPDATE reservations SET status = 'reserved', updated_at = now() WHERE saga_id = \(command.sagaId)",
+            logger: logger)
         return .succeeded(events: [try stockEvent(levels)])
     }
 
     @Sendable
-    func releaseInventory(_ command: SagaCommand<ReleaseInventory>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func releaseInventory(_ command: SagaCommand<ReleaseInventory>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         // Nothing reserved yet: the tombstone makes a late reservation fail instead of leaking stock.
         guard let status = try await claim(command, status: "released", lines: "[]", connection) else {
             throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
@@ -104,7 +111,8 @@ struct StockStore: Sendable {
             }
         }
         try await connection.query(
-            "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+            "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)",
+            logger: logger)
         return .succeeded(events: [try stockEvent(levels)])
     }
 
@@ -118,7 +126,9 @@ struct StockStore: Sendable {
 
     /// Inserts the saga's reservation row with `status` unless one exists, then locks and returns the row. The lock
     /// serialises two attempts of the same command that arrive together.
-    private func claim<Payload>(_ command: SagaCommand<Payload>, status: String, lines: String, _ connection: PostgresConnection) async throws -> Reservation? {
+    private func claim<Payload>(
+        _ command: SagaCommand<Payload>, status: String, lines: String, _ connection: PostgresConnection
+    ) async throws -> Reservation? {
         try await connection.query(
             """
             INSERT INTO reservations (saga_id, order_id, status, lines)
@@ -135,7 +145,9 @@ struct StockStore: Sendable {
         return nil
     }
 
-    private func reject(_ command: SagaCommand<ReserveInventory>, _ reason: String, _ connection: PostgresConnection) async throws -> StepOutcome {
+    private func reject(_ command: SagaCommand<ReserveInventory>, _ reason: String, _ connection: PostgresConnection)
+        async throws -> StepOutcome
+    {
         try await connection.query(
             "UPDATE reservations SET status = 'rejected', reason = \(reason), updated_at = now() WHERE saga_id = \(command.sagaId)",
             logger: logger)
@@ -153,6 +165,7 @@ struct StockStore: Sendable {
 
     private func stockEvent(_ levels: [StockLevels.Level]) throws -> OutgoingMessage {
         try OutgoingMessage.make(
-            exchange: Exchanges.stock, routingKey: "", type: MessageTypes.stockLevels, body: StockLevels(levels: levels))
+            exchange: Exchanges.stock, routingKey: "", type: MessageTypes.stockLevels, body: StockLevels(levels: levels)
+        )
     }
 }

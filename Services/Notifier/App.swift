@@ -6,7 +6,7 @@ import ServiceKit
 struct NotifierApp {
     static func main() async throws {
         let configuration = try ServiceConfiguration(name: "notifier", defaultPort: 8081, defaultDatabase: nil)
-        Observability.bootstrapLogging(level: configuration.logLevel)
+        Observability.bootstrap(level: configuration.logLevel)
         let app = try buildApplication(configuration)
         try await app.runService()
     }

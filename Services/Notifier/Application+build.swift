@@ -11,8 +11,10 @@ import ServiceLifecycle
 func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
     let logger = Observability.logger("pets.notifier", level: configuration.logLevel)
     let environment = configuration.environment
-    let tokens = OrderToken(secret: try environment.required("PETS_TOKEN_SECRET", "the Notifier verifies WebSocket tokens with it"))
-    let history = EventHistory(orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"))
+    let tokens = OrderToken(
+        secret: try environment.required("PETS_TOKEN_SECRET", "the Notifier verifies WebSocket tokens with it"))
+    let history = EventHistory(
+        orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"))
     let hub = StatusHub()
     let consumer = AMQPConsumer(
         configuration: configuration.amqp, topology: PetsTopology.notifier, queue: Queues.notifierStatus, prefetch: 256,
@@ -46,7 +48,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
             configuration: .init(ws: .init(maxFrameSize: StatusSession.maximumClientMessage))),
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notifier"),
+        configuration: .init(
+            address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notifier"),
         logger: logger)
     app.addServices(StatusRelay(consumer: consumer, hub: hub, logger: logger))
     return app
@@ -62,7 +65,9 @@ struct StatusRelay: Service {
     func run() async throws {
         for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
             guard let event = try? MessageCodec.decode(StatusEvent.self, from: delivery.message.body) else {
-                logger.error("dead-lettering a status event that does not decode", metadata: ["messageId": "\(delivery.message.messageID)"])
+                logger.error(
+                    "dead-lettering a status event that does not decode",
+                    metadata: ["messageId": "\(delivery.message.messageID)"])
                 delivery.settle(.reject)
                 continue
             }

@@ -2,7 +2,7 @@ import Foundation
 import Messaging
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Fetches an order's recorded status events from the Orchestrator, which numbers and stores every one.
@@ -21,7 +21,8 @@ struct EventHistory: Sendable {
         request.timeoutInterval = 5
         let (data, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
-            throw Unavailable(description: "the orchestrator answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+            throw Unavailable(
+                description: "the orchestrator answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
         }
         return try JSONDecoder().decode([StatusEvent].self, from: data)
     }

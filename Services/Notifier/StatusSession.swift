@@ -14,7 +14,8 @@ struct StatusSession: Sendable {
     static let maximumClientMessage = 4 * 1024
 
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let (inputs, continuation) = AsyncStream.makeStream(of: SessionInput.self, bufferingPolicy: .bufferingNewest(256))
+        let (inputs, continuation) = AsyncStream.makeStream(
+            of: SessionInput.self, bufferingPolicy: .bufferingNewest(256))
         let subscription = await hub.subscribe(orderId, continuation)
         defer { Task { [hub, orderId] in await hub.unsubscribe(orderId, subscription) } }
 
@@ -60,7 +61,8 @@ struct StatusSession: Sendable {
         do {
             recorded = try await history.events(for: orderId)
         } catch {
-            logger.warning("cannot fetch the order's history", metadata: ["orderId": "\(orderId)", "error": "\(error)"])
+            logger.warning(
+                "cannot fetch the order's history", metadata: ["orderId": "\(orderId)", "error": "\(error)"])
             return
         }
         for event in recorded.sorted(by: { $0.seq < $1.seq }) where event.seq == (sent.last?.seq ?? 0) + 1 {
@@ -68,7 +70,8 @@ struct StatusSession: Sendable {
         }
     }
 
-    private func send(_ event: StatusEvent, _ sent: inout [StatusEvent], outbound: WebSocketOutboundWriter) async throws {
+    private func send(_ event: StatusEvent, _ sent: inout [StatusEvent], outbound: WebSocketOutboundWriter) async throws
+    {
         try await write(event, outbound: outbound)
         sent.append(event)
     }

@@ -5,8 +5,9 @@ import ServiceKit
 @main
 struct OrchestratorApp {
     static func main() async throws {
-        let configuration = try ServiceConfiguration(name: "orchestrator", defaultPort: 8084, defaultDatabase: "orchestrator")
-        Observability.bootstrapLogging(level: configuration.logLevel)
+        let configuration = try ServiceConfiguration(
+            name: "orchestrator", defaultPort: 8084, defaultDatabase: "orchestrator")
+        Observability.bootstrap(level: configuration.logLevel)
         let app = try buildApplication(configuration)
         try await app.runService()
     }

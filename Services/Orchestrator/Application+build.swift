@@ -9,24 +9,29 @@ import ServiceKit
 /// deadlines and retries, and the operator API.
 func buildApplication(_ configuration: ServiceConfiguration) throws -> some ApplicationProtocol {
     let logger = Observability.logger("pets.orchestrator", level: configuration.logLevel)
-    let runtime = try ServiceRuntime(configuration: configuration, migrations: OrchestratorSchema.migrations, logger: logger)
+    let runtime = try ServiceRuntime(
+        configuration: configuration, migrations: OrchestratorSchema.migrations, logger: logger)
     let deadline = try configuration.environment.double("PETS_STEP_DEADLINE_SECONDS", default: 10)
     let store = SagaStore(machine: SagaMachine(PlaceOrderSaga.definition(deadline: deadline)), logger: logger)
     let handlers = SagaHandlers(store: store)
 
     let router = Router()
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
-    OperatorController(client: runtime.postgres, store: store, relay: runtime.relay, logger: logger).addRoutes(to: router)
+    OperatorController(client: runtime.postgres, store: store, relay: runtime.relay, logger: logger).addRoutes(
+        to: router)
 
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "orchestrator"),
+        configuration: .init(
+            address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "orchestrator"),
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
         runtime.consume(Queues.orchestratorCommands, handler: handlers.startPlaceOrder),
         runtime.consume(Queues.orchestratorReplies, handler: handlers.reply),
-        SagaTimerService(client: runtime.postgres, store: store, relay: runtime.relay, schemaReady: runtime.schemaReady, logger: logger))
+        SagaTimerService(
+            client: runtime.postgres, store: store, relay: runtime.relay, schemaReady: runtime.schemaReady,
+            logger: logger))
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable()
     }

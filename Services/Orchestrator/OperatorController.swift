@@ -70,11 +70,15 @@ struct OperatorController: Sendable {
             if let status { bindings.append(status); conditions.append("status = $\(bindings.count)") }
             if let orderId { bindings.append(orderId); conditions.append("order_id = $\(bindings.count)") }
             if let step { bindings.append(step); conditions.append("step = $\(bindings.count)") }
-            if olderThan > 0 { bindings.append(olderThan); conditions.append("updated_at < now() - make_interval(secs => $\(bindings.count))") }
+            if olderThan > 0 {
+                bindings.append(olderThan);
+                conditions.append("updated_at < now() - make_interval(secs => $\(bindings.count))")
+            }
             let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
             bindings.append(limit)
             query = PostgresQuery(
-                unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas\(whereClause) ORDER BY created_at DESC LIMIT $\(bindings.count)",
+                unsafeSQL:
+                    "SELECT \(Self.summaryColumns) FROM sagas\(whereClause) ORDER BY created_at DESC LIMIT $\(bindings.count)",
                 binds: bindings)
             return .json(try await summaries(query))
         }
@@ -93,7 +97,7 @@ struct OperatorController: Sendable {
         }
         router.post("sagas/:id/retry") { _, context -> Response in
             let id = try context.parameters.require("id").lowercased()
-            let result: Response = try await client.withTransaction(logger: logger) { connection in
+            let result: Response = try await client.transaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     "SELECT id, status FROM sagas WHERE id = \(id) OR order_id = \(id) FOR UPDATE", logger: logger)
                 var found: (String, String)?
@@ -102,7 +106,10 @@ struct OperatorController: Sendable {
                     return .json(ErrorBody(message: "No saga with id or order id \(id)."), status: .notFound)
                 }
                 guard status == SagaStatus.needsAttention.rawValue else {
-                    return .json(ErrorBody(message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."), status: .conflict)
+                    return .json(
+                        ErrorBody(
+                            message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."),
+                        status: .conflict)
                 }
                 let outgoing = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
                 try await Outbox.enqueue(outgoing, on: connection, logger: logger)
@@ -138,9 +145,10 @@ struct OperatorController: Sendable {
             unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas WHERE id = $1 OR order_id = $1", binds: bindings)
         guard let summary = try await summaries(query).first else { return nil }
         var instance: SagaInstance<PlaceOrderData>?
-        for try await json in try await client.query("SELECT instance::text FROM sagas WHERE id = \(summary.sagaId)", logger: logger)
-            .decode(String.self)
-        {
+        for try await json in try await client.query(
+            "SELECT instance::text FROM sagas WHERE id = \(summary.sagaId)", logger: logger
+        )
+        .decode(String.self) {
             instance = try SagaStore.decode(json)
         }
         var history: [HistoryLine] = []
@@ -150,8 +158,11 @@ struct OperatorController: Sendable {
             FROM saga_history WHERE saga_id = \(summary.sagaId) ORDER BY id
             """,
             logger: logger)
-        for try await (at, step, kind, attempt, detail, duration) in rows.decode((String, String, String, Int, String?, Int?).self) {
-            history.append(HistoryLine(at: at, step: step, kind: kind, attempt: attempt, detail: detail, durationMs: duration))
+        for try await (at, step, kind, attempt, detail, duration) in rows.decode(
+            (String, String, String, Int, String?, Int?).self)
+        {
+            history.append(
+                HistoryLine(at: at, step: step, kind: kind, attempt: attempt, detail: detail, durationMs: duration))
         }
         return SagaDetail(
             saga: summary, failure: instance?.failure, amountCents: instance?.data.amountCents,

@@ -49,6 +49,6 @@ enum OrchestratorSchema {
                     PRIMARY KEY (order_id, seq)
                 )
                 """,
-            ]),
+            ])
     ]
 }

@@ -32,8 +32,12 @@ enum PlaceOrderSaga {
             name: "PlaceOrder",
             steps: [
                 SagaStep("reserveInventory")
-                    .invoke(Queues.inventoryCommands, Commands.reserveInventory, policy: step) { ReserveInventory(lines: $0.lines) }
-                    .compensate(with: Queues.inventoryCommands, Commands.releaseInventory, policy: compensation) { _ in ReleaseInventory() },
+                    .invoke(Queues.inventoryCommands, Commands.reserveInventory, policy: step) {
+                        ReserveInventory(lines: $0.lines)
+                    }
+                    .compensate(with: Queues.inventoryCommands, Commands.releaseInventory, policy: compensation) { _ in
+                        ReleaseInventory()
+                    },
                 SagaStep("calculateShipping")
                     .local { data in
                         data.shippingCents = try Shipping.costCents(postCode: data.postCode)
@@ -43,7 +47,9 @@ enum PlaceOrderSaga {
                     .invoke(Queues.paymentCommands, Commands.processPayment, policy: step) {
                         ProcessPayment(amountCents: $0.amountCents ?? 0, card: $0.card)
                     }
-                    .compensate(with: Queues.paymentCommands, Commands.refundPayment, policy: compensation) { _ in RefundPayment() },
+                    .compensate(with: Queues.paymentCommands, Commands.refundPayment, policy: compensation) { _ in
+                        RefundPayment()
+                    },
                 SagaStep("completeOrder")
                     .invoke(Queues.orderCommands, Commands.completeOrder, policy: step) {
                         CompleteOrder(shippingCents: $0.shippingCents ?? 0, amountCents: $0.amountCents ?? 0)

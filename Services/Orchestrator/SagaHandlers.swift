@@ -11,7 +11,8 @@ struct SagaHandlers: Sendable {
     var startPlaceOrder: MessageHandler {
         { [store] delivery, connection in
             guard delivery.message.type == MessageTypes.startPlaceOrder else {
-                throw MalformedMessage("orchestrator.commands takes \(MessageTypes.startPlaceOrder), got '\(delivery.message.type)'")
+                throw MalformedMessage(
+                    "orchestrator.commands takes \(MessageTypes.startPlaceOrder), got '\(delivery.message.type)'")
             }
             let request = try MessageCodec.decode(StartPlaceOrder.self, from: delivery.message.body)
             return try await store.start(request, traceHeaders: delivery.message.traceHeaders, on: connection)
@@ -24,7 +25,10 @@ struct SagaHandlers: Sendable {
                 throw MalformedMessage("orchestrator.replies takes replies, got '\(delivery.message.type)'")
             }
             let reply = try MessageCodec.decode(StepReply.self, from: delivery.message.body)
-            guard let outgoing = try await store.apply(.reply(reply), sagaId: reply.sagaId, traceHeaders: delivery.message.traceHeaders, on: connection) else {
+            guard
+                let outgoing = try await store.apply(
+                    .reply(reply), sagaId: reply.sagaId, traceHeaders: delivery.message.traceHeaders, on: connection)
+            else {
                 throw MalformedMessage("reply for unknown saga \(reply.sagaId)")
             }
             return outgoing

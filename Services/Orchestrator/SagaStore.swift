@@ -20,7 +20,9 @@ struct SagaStore: Sendable {
     private static let parked = Counter(label: "pets_sagas_parked_total")
 
     /// Creates the order's saga unless it exists, and starts it.
-    func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection) async throws -> [OutgoingMessage] {
+    func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
+        async throws -> [OutgoingMessage]
+    {
         let sagaId = UUID().uuidString.lowercased()
         var saga = SagaInstance(id: sagaId, orderId: request.orderId.lowercased(), data: PlaceOrderData(request))
         let instance = try Self.encode(saga)
@@ -44,14 +46,17 @@ struct SagaStore: Sendable {
 
     /// Applies `event` to the saga `sagaId` (locked for the transaction). Unknown sagas are reported, not created.
     @discardableResult
-    func apply(_ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], on connection: PostgresConnection) async throws -> [OutgoingMessage]? {
+    func apply(
+        _ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], on connection: PostgresConnection
+    ) async throws -> [OutgoingMessage]? {
         guard let (saga, eventSeq) = try await load(sagaId, on: connection) else { return nil }
         var updated = saga
         let effects = machine.handle(event, &updated, now: Date())
         return try await save(updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, on: connection)
     }
 
-    func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)? {
+    func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
+    {
         let rows = try await connection.query(
             "SELECT instance::text, event_seq FROM sagas WHERE id = \(sagaId) FOR UPDATE", logger: logger)
         for try await (instance, eventSeq) in rows.decode((String, Int).self) {
@@ -103,7 +108,9 @@ struct SagaStore: Sendable {
                     VALUES (\(saga.id), \(entry.step), \(entry.kind.rawValue), \(entry.attempt), \(entry.detail), \(entry.durationMs))
                     """,
                     logger: logger)
-                if let duration = entry.durationMs, entry.kind == .succeeded || entry.kind == .failed || entry.kind == .compensated {
+                if let duration = entry.durationMs,
+                    entry.kind == .succeeded || entry.kind == .failed || entry.kind == .compensated
+                {
                     Timer(label: "pets_saga_step_seconds", dimensions: [("step", entry.step)])
                         .recordMilliseconds(duration)
                 }

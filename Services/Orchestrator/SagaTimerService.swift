@@ -32,7 +32,7 @@ struct SagaTimerService: Service {
     }
 
     private func fireDue() async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.transaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 SELECT id FROM sagas WHERE timer_at IS NOT NULL AND timer_at <= now()

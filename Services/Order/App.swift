@@ -6,7 +6,7 @@ import ServiceKit
 struct OrderApp {
     static func main() async throws {
         let configuration = try ServiceConfiguration(name: "order", defaultPort: 8080, defaultDatabase: "orders")
-        Observability.bootstrapLogging(level: configuration.logLevel)
+        Observability.bootstrap(level: configuration.logLevel)
         let app = try buildApplication(configuration)
         try await app.runService()
     }

@@ -10,7 +10,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let logger = Observability.logger("pets.order", level: configuration.logLevel)
     let runtime = try ServiceRuntime(configuration: configuration, migrations: OrderSchema.migrations, logger: logger)
     let environment = configuration.environment
-    let tokens = OrderToken(secret: try environment.required("PETS_TOKEN_SECRET", "the Order service signs WebSocket tokens with it"))
+    let tokens = OrderToken(
+        secret: try environment.required("PETS_TOKEN_SECRET", "the Order service signs WebSocket tokens with it"))
     let repository = OrderRepository(client: runtime.postgres, logger: logger)
     let handlers = OrderHandlers(logger: logger)
 
@@ -25,14 +26,15 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     }
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     OrderController(
-        repository: repository, tokens: tokens,
+        repository: repository, tokens: tokens, relay: runtime.relay,
         publicWebSocketURL: environment.string("PETS_PUBLIC_WS_URL", default: "ws://localhost:8081"),
         logger: logger
     ).addRoutes(to: router)
 
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "order"),
+        configuration: .init(
+            address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "order"),
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,

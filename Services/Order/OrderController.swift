@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Messaging
 import NIOCore
+import Persistence
 import PostgresNIO
 import ServiceKit
 
@@ -11,6 +12,8 @@ import ServiceKit
 struct OrderController: Sendable {
     let repository: OrderRepository
     let tokens: OrderToken
+    /// Woken after an order commits, so its saga starts without waiting for the relay's poll.
+    let relay: OutboxRelay
     /// The Notifier's public WebSocket base URL, e.g. `ws://localhost:8081`.
     let publicWebSocketURL: String
     let logger: Logger
@@ -56,7 +59,9 @@ struct OrderController: Sendable {
         do {
             bytes = Array(buffer: try await request.collectBody(upTo: Self.maximumBodySize))
         } catch {
-            return .json(Failure(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."), status: .contentTooLarge)
+            return .json(
+                Failure(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."),
+                status: .contentTooLarge)
         }
         let body: PlaceOrderBody
         do {
@@ -77,7 +82,9 @@ struct OrderController: Sendable {
         let traceparent = request.headers[.traceparent].flatMap(TraceContext.validated) ?? TraceContext.newTraceparent()
         do {
             let placed = try await repository.place(
-                order, idempotencyKey: idempotencyKey, requestHash: OrderRepository.hash(bytes), traceparent: traceparent)
+                order, idempotencyKey: idempotencyKey,
+                requestHash: OrderRepository.hash(try MessageCodec.encode(order)), traceparent: traceparent)
+            if placed.created { relay.notify() }
             var logger = logger
             logger[metadataKey: "orderId"] = "\(placed.orderId)"
             logger.info(placed.created ? "order placed" : "order returned for a repeated idempotency key")
@@ -85,7 +92,8 @@ struct OrderController: Sendable {
             return .json(PlacedResponse(orderId: placed.orderId, clientCallbackUrl: url), status: .accepted)
         } catch is OrderRepository.IdempotencyConflict {
             return .json(
-                Failure(message: "This Idempotency-Key was used for a different order request."), status: .unprocessableContent)
+                Failure(message: "This Idempotency-Key was used for a different order request."),
+                status: .unprocessableContent)
         }
     }
 
@@ -96,7 +104,8 @@ struct OrderController: Sendable {
         let body = ResponseBody { writer in
             // The row sequence holds a pooled connection until it is consumed or dropped.
             let rows = try await repository.client.query(
-                "SELECT \(unescaped: OrderView.columns) FROM orders ORDER BY created_on, id", logger: repository.logger)
+                "SELECT \(unescaped: OrderView.columns) FROM orders o ORDER BY o.created_on, o.id",
+                logger: repository.logger)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             for try await row in rows.decode(OrderView.Row.self) {
@@ -123,7 +132,8 @@ struct OrderController: Sendable {
         case DecodingError.keyNotFound(let key, _):
             return "missing field \(key.stringValue)."
         case DecodingError.dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "the body is not valid JSON." : "\(path(context.codingPath)) is invalid."
+            return context.codingPath.isEmpty
+                ? "the body is not valid JSON." : "\(path(context.codingPath)) is invalid."
         default:
             return "the body is not valid JSON."
         }

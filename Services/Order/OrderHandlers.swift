@@ -10,7 +10,9 @@ struct OrderHandlers: Sendable {
     let logger: Logger
 
     @Sendable
-    func completeOrder(_ command: SagaCommand<CompleteOrder>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func completeOrder(_ command: SagaCommand<CompleteOrder>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         let rows = try await connection.query(
             "SELECT status FROM orders WHERE id = \(command.orderId) FOR UPDATE", logger: logger)
         var status: String?
@@ -37,7 +39,9 @@ struct OrderHandlers: Sendable {
     /// Cancels whatever state the order is in: a saga only cancels after undoing its payment and reservation, even
     /// when the order had been completed (its completion's reply was lost).
     @Sendable
-    func cancelOrder(_ command: SagaCommand<CancelOrder>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func cancelOrder(_ command: SagaCommand<CancelOrder>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         try await connection.query(
             """
             UPDATE orders SET status = 'cancelled', error_type = \(command.payload.errorType),

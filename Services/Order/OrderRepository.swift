@@ -21,12 +21,16 @@ struct OrderRepository: Sendable {
     struct IdempotencyConflict: Error {}
 
     /// Stores the order and, in the same transaction, the message that starts its saga.
-    func place(_ order: ValidOrder, idempotencyKey: String?, requestHash: String, traceparent: String) async throws -> Placed {
+    func place(_ order: ValidOrder, idempotencyKey: String?, requestHash: String, traceparent: String) async throws
+        -> Placed
+    {
         let orderId = UUID().uuidString.lowercased()
         let now = Date()
         let basket = String(decoding: try MessageCodec.encode(order.lines.map(BasketLine.init)), as: UTF8.self)
-        let address = String(decoding: try MessageCodec.encode(ShippingAddress(address: order.address, city: order.city, postCode: order.postCode)), as: UTF8.self)
-        return try await client.withTransaction(logger: logger) { connection in
+        let address = String(
+            decoding: try MessageCodec.encode(
+                ShippingAddress(address: order.address, city: order.city, postCode: order.postCode)), as: UTF8.self)
+        return try await client.transaction(logger: logger) { connection in
             let inserted = try await connection.query(
                 """
                 INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
@@ -59,16 +63,9 @@ struct OrderRepository: Sendable {
 
     func order(_ id: String) async throws -> OrderView? {
         let rows = try await client.query(
-            "SELECT \(unescaped: OrderView.columns) FROM orders WHERE id = \(id)", logger: logger)
-        var found: OrderView?
-        for try await row in rows.decode(OrderView.Row.self) { found = try OrderView(row) }
-        guard var order = found else { return nil }
-        let events = try await client.query(
-            "SELECT seq, status, step, message, at FROM order_events WHERE order_id = \(id) ORDER BY seq", logger: logger)
-        for try await (seq, status, step, message, at) in events.decode((Int, String, String?, String?, String).self) {
-            order.history.append(OrderView.HistoryEntry(seq: seq, status: status, step: step, message: message, at: at))
-        }
-        return order
+            "SELECT \(unescaped: OrderView.columns) FROM orders o WHERE o.id = \(id)", logger: logger)
+        for try await row in rows.decode(OrderView.Row.self) { return try OrderView(row) }
+        return nil
     }
 
     func catalogue() async throws -> [CatalogueItem] {
@@ -77,7 +74,8 @@ struct OrderRepository: Sendable {
             "SELECT id, title, unit_price_cents, image_url, stock FROM catalogue ORDER BY unit_price_cents DESC, title",
             logger: logger)
         for try await (id, title, price, image, stock) in rows.decode((String, String, Int, String, Int).self) {
-            items.append(CatalogueItem(id: id, title: title, unitPrice: Money.dollars(price), imageUrl: image, stock: stock))
+            items.append(
+                CatalogueItem(id: id, title: title, unitPrice: Money.dollars(price), imageUrl: image, stock: stock))
         }
         return items
     }
@@ -85,7 +83,8 @@ struct OrderRepository: Sendable {
     /// The catalogue's products keyed by id, for pricing orders.
     func products() async throws -> [String: CatalogueProduct] {
         var products: [String: CatalogueProduct] = [:]
-        let rows = try await client.query("SELECT id, title, unit_price_cents, image_url FROM catalogue", logger: logger)
+        let rows = try await client.query(
+            "SELECT id, title, unit_price_cents, image_url FROM catalogue", logger: logger)
         for try await (id, title, price, image) in rows.decode((String, String, Int, String).self) {
             products[id] = CatalogueProduct(id: id, title: title, unitPriceCents: price, imageUrl: image)
         }
@@ -94,7 +93,7 @@ struct OrderRepository: Sendable {
 
     /// Inserts the seed products (prices as the seed has them); stock arrives from Inventory.
     func seedCatalogue() async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.transaction(logger: logger) { connection in
             for product in SeedCatalogue.products {
                 try await connection.query(
                     """
@@ -162,15 +161,20 @@ struct OrderView: Codable, Sendable {
     var errorMessage: String?
     var createdOn: String
     var updatedOn: String
-    var history: [HistoryEntry] = []
+    var history: [HistoryEntry]
 
+    /// The columns of `orders` (as `o`) an `OrderView` is read from, the history included.
     static let columns = """
-        id, status, basket::text, shipping_address::text, card_last4, shipping_cents, payment_cents, error_type, error_message,
-        to_char(created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        to_char(updated_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        o.id, o.status, o.basket::text, o.shipping_address::text, o.card_last4, o.shipping_cents, o.payment_cents,
+        o.error_type, o.error_message,
+        to_char(o.created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        to_char(o.updated_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        (SELECT coalesce(json_agg(json_build_object('seq', e.seq, 'status', e.status, 'step', e.step,
+                                                    'message', e.message, 'at', e.at) ORDER BY e.seq), '[]')::text
+         FROM order_events e WHERE e.order_id = o.id)
         """
 
-    typealias Row = (String, String, String, String, String, Int?, Int?, String?, String?, String, String)
+    typealias Row = (String, String, String, String, String, Int?, Int?, String?, String?, String, String, String)
 
     init(_ row: Row) throws {
         orderId = row.0
@@ -184,5 +188,6 @@ struct OrderView: Codable, Sendable {
         errorMessage = row.8
         createdOn = row.9
         updatedOn = row.10
+        history = try JSONDecoder().decode([HistoryEntry].self, from: Data(row.11.utf8))
     }
 }

@@ -50,6 +50,6 @@ enum OrderSchema {
                     PRIMARY KEY (order_id, seq)
                 )
                 """,
-            ]),
+            ])
     ]
 }

@@ -7,7 +7,8 @@ struct PlaceOrderBody: Decodable {
     struct Line: Decodable {
         var id: String?
         var title: String?
-        var quantity: Int?
+        /// A number, so that `1.5` gets a clear message rather than a decoding error.
+        var quantity: Double?
     }
     struct Address: Decodable {
         var address: String?
@@ -26,7 +27,7 @@ struct PlaceOrderBody: Decodable {
 }
 
 /// A request that passed validation, with prices taken from the catalogue.
-struct ValidOrder: Sendable, Equatable {
+struct ValidOrder: Codable, Sendable, Equatable {
     var lines: [OrderLine]
     var address: String
     var city: String
@@ -47,7 +48,9 @@ enum OrderValidation {
 
     /// Checks the body and prices it from `catalogue` (product id -> product). Quantities above the seed's limit of
     /// 10 pass here: the saga refuses them with the seed's message.
-    static func validate(_ body: PlaceOrderBody, catalogue: [String: CatalogueProduct]) throws(OrderValidationError) -> ValidOrder {
+    static func validate(_ body: PlaceOrderBody, catalogue: [String: CatalogueProduct]) throws(OrderValidationError)
+        -> ValidOrder
+    {
         guard let basket = body.basket, !basket.isEmpty else {
             throw OrderValidationError(message: "No items in the shopping cart.")
         }
@@ -62,14 +65,19 @@ enum OrderValidation {
             guard let product = catalogue[id] else {
                 throw OrderValidationError(message: "Unknown product id \(id) in basket line \(index + 1).")
             }
-            guard let quantity = line.quantity else {
+            guard let number = line.quantity else {
                 throw OrderValidationError(message: "Basket line \(index + 1) has no quantity.")
             }
-            guard quantity >= 1, quantity <= maximumQuantity else {
+            guard number >= 1, number <= Double(maximumQuantity), number.rounded() == number else {
                 throw OrderValidationError(
-                    message: "Quantity in basket line \(index + 1) must be between 1 and \(maximumQuantity), got \(quantity).")
+                    message: "Quantity in basket line \(index + 1) must be a whole number from 1 to \(maximumQuantity)."
+                )
             }
-            lines.append(OrderLine(productId: product.id, title: product.title, quantity: quantity, unitPriceCents: product.unitPriceCents))
+            let quantity = Int(number)
+            lines.append(
+                OrderLine(
+                    productId: product.id, title: product.title, quantity: quantity,
+                    unitPriceCents: product.unitPriceCents))
         }
         guard let payment = body.paymentDetail,
             let number = payment.cardNumber?.trimmed, !number.isEmpty,
@@ -83,7 +91,11 @@ enum OrderValidation {
         guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), (12...19).contains(digits.count) else {
             throw OrderValidationError(message: "Invalid card number: 12 to 19 digits expected.")
         }
-        guard expiry.count == 5, expiry.enumerated().allSatisfy({ $0.offset == 2 ? $0.element == "/" : ($0.element.isASCII && $0.element.isNumber) }) else {
+        guard expiry.count == 5,
+            expiry.enumerated().allSatisfy({
+                $0.offset == 2 ? $0.element == "/" : ($0.element.isASCII && $0.element.isNumber)
+            })
+        else {
             throw OrderValidationError(message: "Invalid card expiry: MM/YY expected.")
         }
         guard (3...4).contains(ccv.count), ccv.allSatisfy({ $0.isASCII && $0.isNumber }) else {

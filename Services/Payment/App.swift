@@ -6,7 +6,7 @@ import ServiceKit
 struct PaymentApp {
     static func main() async throws {
         let configuration = try ServiceConfiguration(name: "payment", defaultPort: 8083, defaultDatabase: "payments")
-        Observability.bootstrapLogging(level: configuration.logLevel)
+        Observability.bootstrap(level: configuration.logLevel)
         let app = try buildApplication(configuration)
         try await app.runService()
     }

@@ -20,7 +20,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
 
     var app = Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "payment"),
+        configuration: .init(
+            address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "payment"),
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,

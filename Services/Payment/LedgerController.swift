@@ -38,8 +38,11 @@ struct LedgerController: Sendable {
             let rows = try await client.query(
                 "SELECT saga_id, status, amount_cents, card_last4, reason FROM payments WHERE order_id = \(orderId)",
                 logger: logger)
-            for try await (sagaId, status, amount, last4, reason) in rows.decode((String, String, Int, String?, String?).self) {
-                payments.append(PaymentView(sagaId: sagaId, status: status, amountCents: amount, cardLast4: last4, reason: reason))
+            for try await (sagaId, status, amount, last4, reason) in rows.decode(
+                (String, String, Int, String?, String?).self)
+            {
+                payments.append(
+                    PaymentView(sagaId: sagaId, status: status, amountCents: amount, cardLast4: last4, reason: reason))
             }
             var ledger: [LedgerEntry] = []
             let entries = try await client.query(

@@ -10,9 +10,12 @@ struct PaymentLedger: Sendable {
     var now: @Sendable () -> Date = { Date() }
 
     @Sendable
-    func processPayment(_ command: SagaCommand<ProcessPayment>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func processPayment(_ command: SagaCommand<ProcessPayment>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         let payment = command.payload
-        let status = try await claim(command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
+        let status = try await claim(
+            command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
         switch status.status {
         case "charged": return .succeeded()
         case "declined": return .failed("InvalidCreditCard", status.reason ?? FailureMessages.invalidCreditCard)
@@ -20,7 +23,8 @@ struct PaymentLedger: Sendable {
         default: break
         }
         guard CardCheck.isValid(expiry: payment.card.expiry, now: now()), payment.amountCents > 0 else {
-            logger.info("card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
+            logger.info(
+                "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
             try await connection.query(
                 """
                 UPDATE payments SET status = 'declined', reason = \(FailureMessages.invalidCreditCard), updated_at = now()
@@ -30,7 +34,8 @@ struct PaymentLedger: Sendable {
             return .failed("InvalidCreditCard", FailureMessages.invalidCreditCard)
         }
         try await connection.query(
-            "UPDATE payments SET status = 'charged', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+            "UPDATE payments SET status = 'charged', updated_at = now() WHERE saga_id = \(command.sagaId)",
+            logger: logger)
         try await connection.query(
             """
             INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
@@ -41,13 +46,16 @@ struct PaymentLedger: Sendable {
     }
 
     @Sendable
-    func refundPayment(_ command: SagaCommand<RefundPayment>, _ connection: PostgresConnection, _ logger: Logger) async throws -> StepOutcome {
+    func refundPayment(_ command: SagaCommand<RefundPayment>, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> StepOutcome
+    {
         // Nothing charged yet: the `voided` tombstone makes a late charge fail instead of taking money.
         let status = try await claim(command, status: "voided", amountCents: 0, last4: nil, connection)
         switch status.status {
         case "charged":
             try await connection.query(
-                "UPDATE payments SET status = 'refunded', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+                "UPDATE payments SET status = 'refunded', updated_at = now() WHERE saga_id = \(command.sagaId)",
+                logger: logger)
             try await connection.query(
                 """
                 INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
@@ -56,7 +64,8 @@ struct PaymentLedger: Sendable {
                 logger: logger)
         case "pending", "declined":
             try await connection.query(
-                "UPDATE payments SET status = 'voided', updated_at = now() WHERE saga_id = \(command.sagaId)", logger: logger)
+                "UPDATE payments SET status = 'voided', updated_at = now() WHERE saga_id = \(command.sagaId)",
+                logger: logger)
         default:
             break  // refunded or voided already
         }
@@ -71,7 +80,8 @@ struct PaymentLedger: Sendable {
 
     /// Inserts the saga's payment row with `status` unless one exists, then locks and returns it.
     private func claim<Payload>(
-        _ command: SagaCommand<Payload>, status: String, amountCents: Int, last4: String?, _ connection: PostgresConnection
+        _ command: SagaCommand<Payload>, status: String, amountCents: Int, last4: String?,
+        _ connection: PostgresConnection
     ) async throws -> Payment {
         try await connection.query(
             """
@@ -81,7 +91,8 @@ struct PaymentLedger: Sendable {
             """,
             logger: logger)
         let rows = try await connection.query(
-            "SELECT status, reason, amount_cents FROM payments WHERE saga_id = \(command.sagaId) FOR UPDATE", logger: logger)
+            "SELECT status, reason, amount_cents FROM payments WHERE saga_id = \(command.sagaId) FOR UPDATE",
+            logger: logger)
         for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
             return Payment(status: status, reason: reason, amountCents: amount)
         }
@@ -94,7 +105,7 @@ enum CardCheck {
     static func isValid(expiry: String, now: Date) -> Bool {
         let parts = expiry.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let month = Int(parts[0]), let year = Int(parts[1]), (1...12).contains(month),
-            parts[1].count == 2
+            parts[0].count == 2, parts[1].count == 2
         else { return false }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!

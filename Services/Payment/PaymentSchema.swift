@@ -34,6 +34,6 @@ enum PaymentSchema {
                 )
                 """,
                 "CREATE INDEX ledger_order ON ledger (order_id)",
-            ]),
+            ])
     ]
 }

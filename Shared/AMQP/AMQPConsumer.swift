@@ -2,9 +2,9 @@ import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Consumes one queue on a connection and a thread of its own, with manual acks and a bounded prefetch.
@@ -151,7 +151,8 @@ public final class AMQPConsumer: @unchecked Sendable {
     }
 
     private func consume(on connection: BlockingConnection, generation: UInt64) throws {
-        let settler: @Sendable (UInt64, UInt64, DeliverySettlement) -> Void = { [weak self] generation, tag, settlement in
+        let settler: @Sendable (UInt64, UInt64, DeliverySettlement) -> Void = {
+            [weak self] generation, tag, settlement in
             self?.settle(generation: generation, tag: tag, settlement: settlement)
         }
         while !isStopped {

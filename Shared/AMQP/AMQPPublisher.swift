@@ -141,10 +141,12 @@ public final class AMQPPublisher: @unchecked Sendable {
             for message in job.messages { try connection.publish(message) }
             ranges.append(start...(connection.nextPublishTag - 1))
         }
-        let nacked = try connection.waitForConfirms(first...(connection.nextPublishTag - 1), timeoutSeconds: confirmTimeoutSeconds)
+        let nacked = try connection.waitForConfirms(
+            first...(connection.nextPublishTag - 1), timeoutSeconds: confirmTimeoutSeconds)
         for (job, range) in zip(batch, ranges) {
             if nacked.contains(where: { range.contains($0) }) {
-                job.continuation.resume(throwing: AMQPError(.publishNacked, "the broker refused a message of this batch"))
+                job.continuation.resume(
+                    throwing: AMQPError(.publishNacked, "the broker refused a message of this batch"))
             } else {
                 job.continuation.resume()
             }

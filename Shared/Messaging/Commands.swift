@@ -124,7 +124,9 @@ public struct StepReply: Codable, Sendable, Equatable {
     public var errorType: String?
     public var errorMessage: String?
 
-    public init(sagaId: String, step: String, attempt: Int, success: Bool, errorType: String? = nil, errorMessage: String? = nil) {
+    public init(
+        sagaId: String, step: String, attempt: Int, success: Bool, errorType: String? = nil, errorMessage: String? = nil
+    ) {
         self.sagaId = sagaId
         self.step = step
         self.attempt = attempt

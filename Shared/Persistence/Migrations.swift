@@ -47,7 +47,7 @@ public struct Migration: Sendable {
 public enum Migrator {
     /// Brings the schema up to date. Replicas starting together serialise on an advisory lock.
     public static func migrate(_ client: PostgresClient, _ migrations: [Migration], logger: Logger) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.transaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(727274)", logger: logger)
             try await connection.query(
                 """
@@ -61,7 +61,8 @@ public enum Migrator {
             {
                 applied.insert(version)
             }
-            for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+            for migration in migrations.sorted(by: { $0.version < $1.version })
+            where !applied.contains(migration.version) {
                 for statement in migration.statements {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }

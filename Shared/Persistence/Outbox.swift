@@ -9,7 +9,9 @@ import PostgresNIO
 /// and the `OutboxRelay` sends them after commit. Nothing is published that was not committed, and nothing committed
 /// is lost.
 public enum Outbox {
-    public static func enqueue(_ messages: [OutgoingMessage], on connection: PostgresConnection, logger: Logger) async throws {
+    public static func enqueue(_ messages: [OutgoingMessage], on connection: PostgresConnection, logger: Logger)
+        async throws
+    {
         for outgoing in messages {
             let message = outgoing.message
             let headers = String(decoding: try MessageCodec.encode(message.headers), as: UTF8.self)
@@ -29,7 +31,9 @@ public enum Outbox {
 /// message is recognised and skipped.
 public enum Inbox {
     /// Claims `messageID`; false when it was handled before (the transaction should then change nothing).
-    public static func claim(_ messageID: String, type: String, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+    public static func claim(_ messageID: String, type: String, on connection: PostgresConnection, logger: Logger)
+        async throws -> Bool
+    {
         let rows = try await connection.query(
             """
             INSERT INTO inbox (message_id, message_type) VALUES (\(messageID), \(type))

@@ -57,7 +57,9 @@ public final class OutboxRelay: Service, Sendable {
                 try await drain()
                 backoff = 0.1
             } catch {
-                logger.warning("outbox relay failed; retrying", metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
+                logger.warning(
+                    "outbox relay failed; retrying",
+                    metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
                 try? await Task.sleep(for: .seconds(backoff))
                 backoff = min(backoff * 2, 5)
             }
@@ -75,7 +77,7 @@ public final class OutboxRelay: Service, Sendable {
     }
 
     private func relayBatch() async throws -> Int {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.transaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 SELECT id, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,
@@ -86,8 +88,11 @@ public final class OutboxRelay: Service, Sendable {
             var ids: [Int64] = []
             var messages: [OutgoingMessage] = []
             var oldest = 0.0
-            for try await (id, exchange, routingKey, messageID, type, correlationID, replyTo, headers, contentType, body, age)
-                in rows.decode((Int64, String, String, String, String, String?, String?, String, String, ByteBuffer, Double).self)
+            for try await (
+                id, exchange, routingKey, messageID, type, correlationID, replyTo, headers, contentType, body, age
+            )
+                in rows.decode(
+                    (Int64, String, String, String, String, String?, String?, String, String, ByteBuffer, Double).self)
             {
                 ids.append(id)
                 oldest = max(oldest, age)

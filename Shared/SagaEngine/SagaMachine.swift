@@ -68,7 +68,8 @@ public enum SagaEvent: Sendable, Equatable {
 /// A line of a saga's history.
 public struct SagaHistoryEntry: Sendable, Equatable {
     public enum Kind: String, Sendable {
-        case sent, succeeded, failed, timedOut, retrying, compensated, ignored, parked, operatorRetry, completed, cancelled
+        case sent, succeeded, failed, timedOut, retrying, compensated, ignored, parked, operatorRetry, completed,
+            cancelled
     }
     public var step: String
     public var kind: Kind
@@ -128,7 +129,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
     public func currentCall(_ saga: SagaInstance<Data>) -> RemoteCall<Data>? {
         switch saga.phase {
         case .forward:
-            guard saga.stepIndex < definition.steps.count, case .remote(let call) = definition.steps[saga.stepIndex].action
+            guard saga.stepIndex < definition.steps.count,
+                case .remote(let call) = definition.steps[saga.stepIndex].action
             else { return nil }
             return call
         case .compensating:
@@ -177,8 +179,11 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
                         effects.append(.status(.stepSucceeded, step: step.name, message: nil, errorType: nil))
                         saga.stepIndex += 1
                     } catch {
-                        let failure = (error as? SagaStepError) ?? SagaStepError(type: "StepFailed", message: "\(error)")
-                        fail(&saga, step: step.name, type: failure.type, message: failure.message, compensateFailedStep: false, attempt: 1, effects: &effects)
+                        let failure =
+                            (error as? SagaStepError) ?? SagaStepError(type: "StepFailed", message: "\(error)")
+                        fail(
+                            &saga, step: step.name, type: failure.type, message: failure.message,
+                            compensateFailedStep: false, attempt: 1, effects: &effects)
                     }
                 case nil:
                     saga.stepIndex += 1
@@ -209,7 +214,9 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         }
     }
 
-    private func send(_ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]) {
+    private func send(
+        _ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]
+    ) {
         saga.attempt += 1
         saga.callStartedAt = now
         saga.timer = SagaTimer(at: now.addingTimeInterval(call.policy.deadline), kind: .deadline)
@@ -219,14 +226,17 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         effects.append(.history(.init(step: call.command, kind: .sent, attempt: saga.attempt)))
     }
 
-    private func handleReply(_ reply: StepReply, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]) {
+    private func handleReply(
+        _ reply: StepReply, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]
+    ) {
         // A reply counts when it answers the call the saga waits on. Any attempt's reply does: participants answer
         // every attempt of a call alike. Replies to calls the saga has moved past are only recorded.
         guard let call = currentCall(saga), call.command == reply.step,
             saga.timer != nil || (saga.status == .needsAttention && reply.success)
         else {
             effects.append(
-                .history(.init(step: reply.step, kind: .ignored, attempt: reply.attempt, detail: "late or duplicate reply")))
+                .history(
+                    .init(step: reply.step, kind: .ignored, attempt: reply.attempt, detail: "late or duplicate reply")))
             return
         }
         let duration = saga.callStartedAt.map { Int((now.timeIntervalSince($0) * 1000).rounded()) }
@@ -234,7 +244,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         case .forward:
             let step = definition.steps[saga.stepIndex]
             if reply.success {
-                effects.append(.history(.init(step: step.name, kind: .succeeded, attempt: reply.attempt, durationMs: duration)))
+                effects.append(
+                    .history(.init(step: step.name, kind: .succeeded, attempt: reply.attempt, durationMs: duration)))
                 effects.append(.status(.stepSucceeded, step: step.name, message: nil, errorType: nil))
                 saga.timer = nil
                 saga.stepIndex += 1
@@ -253,17 +264,25 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
                 saga.status = .compensating
                 if saga.phase == .compensating {
                     let step = definition.steps[saga.stepIndex]
-                    effects.append(.history(.init(step: call.command, kind: .compensated, attempt: reply.attempt, durationMs: duration)))
+                    effects.append(
+                        .history(
+                            .init(step: call.command, kind: .compensated, attempt: reply.attempt, durationMs: duration))
+                    )
                     effects.append(.status(.compensated, step: step.name, message: nil, errorType: nil))
                     saga.stepIndex -= 1
                     enter(&saga, now: now, effects: &effects)
                 } else {
-                    effects.append(.history(.init(step: call.command, kind: .succeeded, attempt: reply.attempt, durationMs: duration)))
+                    effects.append(
+                        .history(
+                            .init(step: call.command, kind: .succeeded, attempt: reply.attempt, durationMs: duration)))
                     finish(&saga, as: .cancelled, effects: &effects)
                 }
             } else {
                 effects.append(
-                    .history(.init(step: call.command, kind: .failed, attempt: reply.attempt, detail: reply.errorMessage, durationMs: duration)))
+                    .history(
+                        .init(
+                            step: call.command, kind: .failed, attempt: reply.attempt, detail: reply.errorMessage,
+                            durationMs: duration)))
                 retryOrPark(call, &saga, now: now, effects: &effects)
             }
         case .done:
@@ -281,9 +300,11 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
             send(call, &saga, now: now, effects: &effects)
         case .deadline:
             effects.append(
-                .history(.init(step: call.command, kind: .timedOut, attempt: saga.attempt,
-                               detail: "no reply within \(call.policy.deadline) s",
-                               durationMs: Int(call.policy.deadline * 1000))))
+                .history(
+                    .init(
+                        step: call.command, kind: .timedOut, attempt: saga.attempt,
+                        detail: "no reply within \(call.policy.deadline) s",
+                        durationMs: Int(call.policy.deadline * 1000))))
             if saga.phase == .forward {
                 guard saga.attempt < call.policy.maxAttempts else {
                     // The outcome is unknown: the step may have happened, so it is compensated too.
@@ -302,9 +323,12 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         }
     }
 
-    private func scheduleRetry(_ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]) {
+    private func scheduleRetry(
+        _ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]
+    ) {
         let pause = call.policy.pause(beforeAttempt: saga.attempt + 1)
-        effects.append(.history(.init(step: call.command, kind: .retrying, attempt: saga.attempt + 1, detail: "in \(pause) s")))
+        effects.append(
+            .history(.init(step: call.command, kind: .retrying, attempt: saga.attempt + 1, detail: "in \(pause) s")))
         effects.append(.status(.stepRetrying, step: currentStepName(saga), message: nil, errorType: nil))
         if pause <= 0 {
             send(call, &saga, now: now, effects: &effects)
@@ -314,14 +338,23 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
     }
 
     /// Compensations and the closing call never give up silently: retried, then parked for an operator.
-    private func retryOrPark(_ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]) {
+    private func retryOrPark(
+        _ call: RemoteCall<Data>, _ saga: inout SagaInstance<Data>, now: Date, effects: inout [SagaEffect]
+    ) {
         if saga.attempt < call.policy.maxAttempts {
             scheduleRetry(call, &saga, now: now, effects: &effects)
         } else {
             saga.status = .needsAttention
             saga.timer = nil
-            effects.append(.history(.init(step: call.command, kind: .parked, attempt: saga.attempt, detail: "gave up after \(saga.attempt) attempts")))
-            effects.append(.status(.needsAttention, step: call.command, message: "\(call.command) keeps failing; an operator must retry it", errorType: nil))
+            effects.append(
+                .history(
+                    .init(
+                        step: call.command, kind: .parked, attempt: saga.attempt,
+                        detail: "gave up after \(saga.attempt) attempts")))
+            effects.append(
+                .status(
+                    .needsAttention, step: call.command,
+                    message: "\(call.command) keeps failing; an operator must retry it", errorType: nil))
         }
     }
 
@@ -334,7 +367,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         saga.phase = .compensating
         saga.timer = nil
         if !compensateFailedStep { saga.stepIndex -= 1 }
-        effects.append(.history(.init(step: step, kind: .failed, attempt: attempt, detail: message, durationMs: durationMs)))
+        effects.append(
+            .history(.init(step: step, kind: .failed, attempt: attempt, detail: message, durationMs: durationMs)))
         effects.append(.status(.stepFailed, step: step, message: message, errorType: type))
     }
 
@@ -346,7 +380,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
             effects.append(.history(.init(step: definition.name, kind: .completed, attempt: 0)))
             effects.append(.status(.success, step: nil, message: nil, errorType: nil))
         } else {
-            effects.append(.history(.init(step: definition.name, kind: .cancelled, attempt: 0, detail: saga.failure?.message)))
+            effects.append(
+                .history(.init(step: definition.name, kind: .cancelled, attempt: 0, detail: saga.failure?.message)))
             effects.append(.status(.failed, step: nil, message: saga.failure?.message, errorType: saga.failure?.type))
         }
     }

@@ -23,7 +23,7 @@ public struct StepOutcome: Sendable {
 /// Routes a participant's commands by message type to handlers named after them, and sends each outcome back to
 /// the command's `replyTo` through the outbox, in the handler's transaction.
 public struct CommandRouter: Sendable {
-    
+
     private var routes: [String: MessageHandler] = [:]
 
     public init() {}

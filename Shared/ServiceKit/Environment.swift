@@ -54,7 +54,9 @@ public struct ServiceConfiguration: Sendable {
 
     /// - Parameters:
     ///   - defaultDatabase: the service's database (and role) name; nil for a service without one.
-    public init(name: String, defaultPort: Int, defaultDatabase: String?, environment: Environment = Environment()) throws {
+    public init(name: String, defaultPort: Int, defaultDatabase: String?, environment: Environment = Environment())
+        throws
+    {
         self.name = name
         self.environment = environment
         httpHost = environment.string("PETS_HTTP_HOST", default: "127.0.0.1")
@@ -73,7 +75,8 @@ public struct ServiceConfiguration: Sendable {
             connectionName: name)
         let level = environment.string("LOG_LEVEL", default: "info").lowercased()
         guard let parsed = Logger.Level(rawValue: level) else {
-            throw ConfigurationError("LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
+            throw ConfigurationError(
+                "LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
         }
         logLevel = parsed
     }

@@ -87,9 +87,13 @@ public final class MessageConsumerService: Service, Sendable {
         var failures = 0
         while true {
             do {
-                guard !delivery.message.messageID.isEmpty else { throw MalformedMessage("the message has no message id") }
-                let applied = try await client.withTransaction(logger: logger) { connection in
-                    guard try await Inbox.claim(delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
+                guard !delivery.message.messageID.isEmpty else {
+                    throw MalformedMessage("the message has no message id")
+                }
+                let applied = try await client.transaction(logger: logger) { connection in
+                    guard
+                        try await Inbox.claim(
+                            delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
                     else { return false }
                     let outgoing = try await handler(delivery, connection)
                     try await Outbox.enqueue(outgoing, on: connection, logger: logger)
@@ -110,7 +114,7 @@ public final class MessageConsumerService: Service, Sendable {
                 deadLettered.increment()
                 delivery.settle(.reject)
                 return
-            } catch where error is DecodingError {
+            } catch  where error is DecodingError {
                 logger.error("dead-lettering a message that does not decode", metadata: ["reason": "\(error)"])
                 deadLettered.increment()
                 delivery.settle(.reject)
@@ -119,11 +123,14 @@ public final class MessageConsumerService: Service, Sendable {
                 if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers it.
                 failures += 1
                 if !DatabaseErrors.isTransient(error) && failures >= 3 {
-                    logger.error("handler keeps failing; requeueing", metadata: ["error": "\(String(reflecting: error))"])
+                    logger.error(
+                        "handler keeps failing; requeueing", metadata: ["error": "\(String(reflecting: error))"])
                     delivery.settle(.requeue)
                     return
                 }
-                logger.warning("handling failed; retrying", metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
+                logger.warning(
+                    "handling failed; retrying",
+                    metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
                 try? await Task.sleep(for: .seconds(backoff))
                 backoff = min(backoff * 2, 5)
             }

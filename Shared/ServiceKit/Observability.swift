@@ -14,8 +14,10 @@ public enum Observability {
         return registry
     }()
 
-    /// Structured logs to standard error (`key=value` metadata); call once, first thing in `main`.
-    public static func bootstrapLogging(level: Logger.Level) {
+    /// Structured logs to standard error (`key=value` metadata) and the metrics registry; call once, first thing
+    /// in `main`, before any counter is created (a counter made earlier would record into nothing).
+    public static func bootstrap(level: Logger.Level) {
+        _ = registry
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

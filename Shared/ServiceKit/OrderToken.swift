@@ -18,7 +18,8 @@ public struct OrderToken: @unchecked Sendable {
 
     public func verify(_ token: String, for orderId: String) -> Bool {
         guard token.count == 64, let bytes = Data(hexString: token) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(bytes, authenticating: Data(orderId.lowercased().utf8), using: key)
+        return HMAC<SHA256>.isValidAuthenticationCode(
+            bytes, authenticating: Data(orderId.lowercased().utf8), using: key)
     }
 }
 

@@ -9,7 +9,8 @@ public enum PetsTopology {
 
     public static let durable: AMQPTopology = {
         let queue = { (name: String) in
-            AMQPTopology.Queue(name, kind: .quorum(deliveryLimit: deliveryLimit), deadLetterExchange: Exchanges.deadLetter)
+            AMQPTopology.Queue(
+                name, kind: .quorum(deliveryLimit: deliveryLimit), deadLetterExchange: Exchanges.deadLetter)
         }
         return AMQPTopology(
             exchanges: [
@@ -35,8 +36,10 @@ public enum PetsTopology {
     }()
 
     /// A Notifier replica's own queue on the status fan-out: every replica sees every event.
-    public static let notifier = durable + AMQPTopology(
-        queues: [.init(Queues.notifierStatus, kind: .exclusive, deadLetterExchange: Exchanges.deadLetter)],
-        bindings: [.init(queue: Queues.notifierStatus, exchange: Exchanges.status)]
-    )
+    public static let notifier =
+        durable
+        + AMQPTopology(
+            queues: [.init(Queues.notifierStatus, kind: .exclusive, deadLetterExchange: Exchanges.deadLetter)],
+            bindings: [.init(queue: Queues.notifierStatus, exchange: Exchanges.status)]
+        )
 }

@@ -54,8 +54,9 @@ public struct ServiceRuntime: Sendable {
                 try await Migrator.migrate(postgres, migrations, logger: logger)
                 await schemaReady.open()
                 return
-            } catch where DatabaseErrors.isTransient(error) {
-                logger.warning("database not reachable yet; retrying", metadata: ["error": "\(String(reflecting: error))"])
+            } catch  where DatabaseErrors.isTransient(error) {
+                logger.warning(
+                    "database not reachable yet; retrying", metadata: ["error": "\(String(reflecting: error))"])
                 try await Task.sleep(for: .seconds(backoff))
                 backoff = min(backoff * 2, 5)
             }

@@ -36,13 +36,18 @@ struct PlaceOrderSagaTests {
     /// The status events, as `status` or `status:step`.
     func statuses(_ effects: [SagaEffect]) -> [String] {
         effects.compactMap {
-            if case .status(let status, let step, _, _) = $0 { return step.map { "\(status.rawValue):\($0)" } ?? status.rawValue }
+            if case .status(let status, let step, _, _) = $0 {
+                return step.map { "\(status.rawValue):\($0)" } ?? status.rawValue
+            }
             return nil
         }
     }
 
     func reply(_ step: String, success: Bool = true, attempt: Int = 1, message: String? = nil) -> SagaEvent {
-        .reply(StepReply(sagaId: "saga-1", step: step, attempt: attempt, success: success, errorType: success ? nil : "Refused", errorMessage: message))
+        .reply(
+            StepReply(
+                sagaId: "saga-1", step: step, attempt: attempt, success: success, errorType: success ? nil : "Refused",
+                errorMessage: message))
     }
 
     @Test func everyStepSucceedsAndTheOrderIsCompletedWithItemsPlusShipping() throws {
@@ -55,10 +60,11 @@ struct PlaceOrderSagaTests {
         effects += machine.handle(reply("processPayment"), &saga, now: start)
         effects += machine.handle(reply("completeOrder"), &saga, now: start)
         #expect(sent(effects) == ["reserveInventory#1", "processPayment#1", "completeOrder#1"])
-        #expect(statuses(effects) == [
-            "started", "stepSucceeded:reserveInventory", "stepSucceeded:calculateShipping",
-            "stepSucceeded:processPayment", "stepSucceeded:completeOrder", "success",
-        ])
+        #expect(
+            statuses(effects) == [
+                "started", "stepSucceeded:reserveInventory", "stepSucceeded:calculateShipping",
+                "stepSucceeded:processPayment", "stepSucceeded:completeOrder", "success",
+            ])
         #expect(saga.status == .completed)
         #expect(saga.timer == nil)
 
@@ -74,7 +80,9 @@ struct PlaceOrderSagaTests {
     @Test func insufficientInventoryCancelsWithoutCompensating() {
         var saga = newSaga()
         var effects = machine.handle(.start, &saga, now: start)
-        effects += machine.handle(reply("reserveInventory", success: false, message: FailureMessages.insufficientInventory), &saga, now: start)
+        effects += machine.handle(
+            reply("reserveInventory", success: false, message: FailureMessages.insufficientInventory), &saga, now: start
+        )
         #expect(sent(effects) == ["reserveInventory#1", "cancelOrder#1"])
         effects += machine.handle(reply("cancelOrder"), &saga, now: start)
         #expect(saga.status == .cancelled)
@@ -86,7 +94,8 @@ struct PlaceOrderSagaTests {
         var saga = newSaga()
         var effects = machine.handle(.start, &saga, now: start)
         effects += machine.handle(reply("reserveInventory"), &saga, now: start)
-        effects += machine.handle(reply("processPayment", success: false, message: FailureMessages.invalidCreditCard), &saga, now: start)
+        effects += machine.handle(
+            reply("processPayment", success: false, message: FailureMessages.invalidCreditCard), &saga, now: start)
         effects += machine.handle(reply("releaseInventory"), &saga, now: start)
         effects += machine.handle(reply("cancelOrder"), &saga, now: start)
         #expect(sent(effects) == ["reserveInventory#1", "processPayment#1", "releaseInventory#1", "cancelOrder#1"])
@@ -100,13 +109,16 @@ struct PlaceOrderSagaTests {
         var effects = machine.handle(.start, &saga, now: start)
         effects += machine.handle(reply("reserveInventory"), &saga, now: start)
         effects += machine.handle(reply("processPayment"), &saga, now: start)
-        effects += machine.handle(reply("completeOrder", success: false, message: "Error, order gone"), &saga, now: start)
+        effects += machine.handle(
+            reply("completeOrder", success: false, message: "Error, order gone"), &saga, now: start)
         effects += machine.handle(reply("refundPayment"), &saga, now: start)
         effects += machine.handle(reply("releaseInventory"), &saga, now: start)
         effects += machine.handle(reply("cancelOrder"), &saga, now: start)
-        #expect(sent(effects) == [
-            "reserveInventory#1", "processPayment#1", "completeOrder#1", "refundPayment#1", "releaseInventory#1", "cancelOrder#1",
-        ])
+        #expect(
+            sent(effects) == [
+                "reserveInventory#1", "processPayment#1", "completeOrder#1", "refundPayment#1", "releaseInventory#1",
+                "cancelOrder#1",
+            ])
         #expect(saga.status == .cancelled)
         #expect(statuses(effects).last == "failed")
     }
@@ -132,7 +144,8 @@ struct PlaceOrderSagaTests {
         // The late reply of the first attempt no longer counts.
         let late = machine.handle(reply("reserveInventory", attempt: 1), &saga, now: now)
         #expect(sent(late).isEmpty)
-        #expect(late.contains { if case .history(let entry) = $0 { return entry.kind == .ignored } else { return false } })
+        #expect(
+            late.contains { if case .history(let entry) = $0 { return entry.kind == .ignored } else { return false } })
         effects += machine.handle(reply("releaseInventory"), &saga, now: now)
         effects += machine.handle(reply("cancelOrder"), &saga, now: now)
         #expect(saga.status == .cancelled)
@@ -156,10 +169,12 @@ struct PlaceOrderSagaTests {
         var now = start
         _ = machine.handle(.start, &saga, now: now)
         _ = machine.handle(reply("reserveInventory"), &saga, now: now)
-        var effects = machine.handle(reply("processPayment", success: false, message: FailureMessages.invalidCreditCard), &saga, now: now)
+        var effects = machine.handle(
+            reply("processPayment", success: false, message: FailureMessages.invalidCreditCard), &saga, now: now)
         var attempts = 1
         while saga.status != .needsAttention {
-            effects += machine.handle(reply("releaseInventory", success: false, attempt: attempts, message: "database down"), &saga, now: now)
+            effects += machine.handle(
+                reply("releaseInventory", success: false, attempt: attempts, message: "database down"), &saga, now: now)
             if let timer = saga.timer, timer.kind == .retry {
                 now = timer.at
                 effects += machine.handle(.timerFired, &saga, now: now)

@@ -1,9 +1,9 @@
 import CRabbitMQ
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One rabbitmq-c connection with one channel. Every call blocks, so an instance lives on exactly one thread of its

@@ -1,0 +1,286 @@
+"""Shared helpers and fixtures for the AWSomePets end-to-end suite.
+
+The suite talks to a running system (started by `scripts/up`); base URLs come from the environment:
+PETS_ORDER_URL, PETS_NOTIFIER_URL, PETS_INVENTORY_URL, PETS_PAYMENT_URL, PETS_ORCHESTRATOR_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
+NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstrip("/")
+INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
+PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
+ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
+
+SERVICES = {
+    "order": ORDER_URL,
+    "notifier": NOTIFIER_URL,
+    "inventory": INVENTORY_URL,
+    "payment": PAYMENT_URL,
+    "orchestrator": ORCHESTRATOR_URL,
+}
+
+HTTP_TIMEOUT = 10
+FOLLOW_TIMEOUT = 30.0
+FINAL_STATUSES = {"success", "failed"}
+
+# The seed catalogue: id -> (title, unit price in dollars).
+CATALOGUE = {
+    "9305f481-8399-43de-9912-fd3d2b9f1069": ("Cat", 150),
+    "417e0721-4317-41a6-bb57-54646ace9a0b": ("Dog", 200),
+    "81ad9dae-3f63-4e64-baac-a984dfc2fb28": ("Bird", 30),
+    "c7ced823-9d1b-4c36-8087-0b15208c94f7": ("Fish", 10),
+    "1212b901-05c3-486e-af51-de54054604f8": ("Rabbit", 50),
+    "0d1b5d4d-1206-4462-842f-130a9545a08f": ("Hamster", 30),
+    "c2429581-7fd0-4ee5-b5c9-02a42be68db0": ("Pony", 3000),
+    "3aad800f-44e2-445b-9bec-cbb7f0b14bef": ("Chicken", 20),
+}
+ID = {title: pid for pid, (title, _) in CATALOGUE.items()}
+PRICE = {pid: price for pid, (_, price) in CATALOGUE.items()}
+
+CARD_NUMBER = "4242424242424242"
+VALID_EXPIRY = "12/30"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building requests
+
+
+def order_body(
+    lines: Iterable[tuple[str, int]] = (("Fish", 1),),
+    *,
+    post_code: str = "2880",
+    expiry: str = VALID_EXPIRY,
+    card_number: str = CARD_NUMBER,
+    address: str | None = None,
+) -> dict[str, Any]:
+    """A valid order body. `lines` are (title or product id, quantity)."""
+    basket = []
+    for product, quantity in lines:
+        pid = ID.get(product, product)
+        line: dict[str, Any] = {"id": pid, "quantity": quantity}
+        if pid in CATALOGUE:
+            line["title"] = CATALOGUE[pid][0]
+        basket.append(line)
+    return {
+        "basket": basket,
+        "shippingAddress": {
+            "address": address or f"1 Test Street ({uuid.uuid4().hex[:8]})",
+            "city": "Copenhagen",
+            "postCode": post_code,
+        },
+        "paymentDetail": {
+            "cardNumber": card_number,
+            "cardholderName": "E2E Tester",
+            "expiry": expiry,
+            "ccv": "123",
+        },
+    }
+
+
+def shipping_cost(post_code: str) -> float:
+    return int(post_code[-1]) / 2 + 2
+
+
+def items_total(body: dict[str, Any]) -> float:
+    return sum(PRICE[line["id"]] * line["quantity"] for line in body["basket"])
+
+
+def post_order(body: Any, *, path: str = "/orders", headers: dict[str, str] | None = None,
+               raw: bytes | None = None) -> requests.Response:
+    """POST an order as JSON (or raw bytes) and return the response, whatever its status."""
+    all_headers = {"Content-Type": "application/json"}
+    all_headers.update(headers or {})
+    data = raw if raw is not None else json.dumps(body).encode()
+    return requests.post(f"{ORDER_URL}{path}", data=data, headers=all_headers, timeout=HTTP_TIMEOUT)
+
+
+def place_order(body: dict[str, Any] | None = None, *, path: str = "/orders",
+                headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Place an order that must be accepted; returns the 202 body (status, orderId, clientCallbackUrl)."""
+    response = post_order(body if body is not None else order_body(), path=path, headers=headers)
+    assert response.status_code == 202, f"expected 202, got {response.status_code}: {response.text}"
+    placed = response.json()
+    assert placed["status"] == "placed", placed
+    assert placed["orderId"], placed
+    assert placed["clientCallbackUrl"].startswith("ws"), placed
+    return placed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The WebSocket
+
+
+def ws_url(callback_url: str) -> str:
+    """The callback URL as given, or re-pointed at PETS_NOTIFIER_URL when that is set explicitly."""
+    if "PETS_NOTIFIER_URL" not in os.environ:
+        return callback_url
+    target = urlsplit(NOTIFIER_URL)
+    given = urlsplit(callback_url)
+    scheme = "wss" if target.scheme == "https" else "ws"
+    return urlunsplit((scheme, target.netloc, given.path, given.query, given.fragment))
+
+
+def with_query(callback_url: str, query: str) -> str:
+    """The callback URL with its query string replaced."""
+    parts = urlsplit(ws_url(callback_url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def recv_json(ws, timeout: float) -> dict[str, Any]:
+    message = ws.recv(timeout=timeout)
+    assert isinstance(message, str), f"expected a text frame, got {message!r}"
+    return json.loads(message)
+
+
+def read_until_final(ws, timeout: float = FOLLOW_TIMEOUT) -> list[dict[str, Any]]:
+    """Reads messages from an open connection until the final one (success/failed)."""
+    deadline = time.monotonic() + timeout
+    messages: list[dict[str, Any]] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no final message within {timeout}s; got {messages}")
+        try:
+            message = recv_json(ws, remaining)
+        except TimeoutError:
+            raise AssertionError(f"no final message within {timeout}s; got {messages}") from None
+        messages.append(message)
+        if message.get("status") in FINAL_STATUSES:
+            return messages
+
+
+def follow(callback_url: str, timeout: float = FOLLOW_TIMEOUT) -> list[dict[str, Any]]:
+    """Connects to an order's WebSocket and returns every message up to and including the final one."""
+    with connect(ws_url(callback_url), open_timeout=10, close_timeout=2) as ws:
+        return read_until_final(ws, timeout)
+
+
+def assert_well_formed_stream(messages: list[dict[str, Any]], order_id: str) -> None:
+    """seq 1..n with no gap or repeat, all for this order, exactly one final message and it is the last."""
+    assert messages, "no messages"
+    assert [m.get("seq") for m in messages] == list(range(1, len(messages) + 1)), \
+        f"seqs are not 1..n: {[m.get('seq') for m in messages]}"
+    assert all(m.get("orderId") == order_id for m in messages), messages
+    assert all(m.get("status") for m in messages), messages
+    finals = [m for m in messages if m["status"] in FINAL_STATUSES]
+    assert finals == [messages[-1]], f"the final message must come once, last: {messages}"
+    assert messages[0]["status"] == "started", messages[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading state
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
+def get_order(order_id: str) -> dict[str, Any]:
+    response = requests.get(f"{ORDER_URL}/orders/{order_id}", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, f"GET /orders/{order_id}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def wait_for_order_status(order_id: str, statuses: str | Iterable[str] = ("completed", "cancelled"),
+                          timeout: float = FOLLOW_TIMEOUT) -> dict[str, Any]:
+    wanted = {statuses} if isinstance(statuses, str) else set(statuses)
+
+    def check():
+        order = get_order(order_id)
+        return order if order.get("orderStatus") in wanted else None
+
+    return wait_until(check, timeout, interval=0.1, message=f"order {order_id} in {wanted}")
+
+
+def wait_for_history(order_id: str, last_seq: int, timeout: float = 5.0) -> dict[str, Any]:
+    """The order once its history projection has caught up with `last_seq`."""
+    def check():
+        order = get_order(order_id)
+        history = order.get("history") or []
+        return order if history and history[-1].get("seq") == last_seq else None
+
+    return wait_until(check, timeout, message=f"history of {order_id} reaching seq {last_seq}")
+
+
+def inventory_stock() -> dict[str, int]:
+    response = requests.get(f"{INVENTORY_URL}/stock", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return {row["productId"]: row["stock"] for row in response.json()}
+
+
+def catalogue() -> list[dict[str, Any]]:
+    response = requests.get(f"{ORDER_URL}/catalogue", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def catalogue_stock() -> dict[str, int]:
+    return {item["id"]: item["stock"] for item in catalogue()}
+
+
+def reservations(order_id: str) -> list[dict[str, Any]]:
+    response = requests.get(f"{INVENTORY_URL}/reservations/{order_id}", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def payments(order_id: str) -> dict[str, Any]:
+    response = requests.get(f"{PAYMENT_URL}/payments/{order_id}", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sagas_for(order_id: str) -> list[dict[str, Any]]:
+    response = requests.get(f"{ORCHESTRATOR_URL}/sagas", params={"orderId": order_id}, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stream_orders(accept: str | None = None) -> list[dict[str, Any]]:
+    """Every order from GET /orders, parsed from NDJSON (default) or SSE."""
+    headers = {"Accept": accept} if accept else {}
+    with requests.get(f"{ORDER_URL}/orders", headers=headers, stream=True, timeout=HTTP_TIMEOUT) as response:
+        assert response.status_code == 200, response.text
+        text = response.content.decode()
+    if accept == "text/event-stream":
+        orders = []
+        for block in text.split("\n\n"):
+            if not block.strip():
+                continue
+            data = [line[len("data:"):].strip() for line in block.splitlines() if line.startswith("data:")]
+            assert data, f"an SSE event without data: {block!r}"
+            orders.append(json.loads("\n".join(data)))
+        return orders
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_is_up():
+    """Fail fast, with a clear message, when the system is not running."""
+    for name, url in SERVICES.items():
+        try:
+            response = requests.get(f"{url}/health", timeout=5)
+        except requests.RequestException as error:
+            pytest.exit(f"{name} is not reachable at {url}: {error}", returncode=2)
+        if response.status_code != 200:
+            pytest.exit(f"{name} at {url} is not ready: {response.status_code} {response.text}", returncode=2)

@@ -1,0 +1,515 @@
+# shellcheck shell=bash
+# Shared functions for scripts/up, scripts/down and scripts/test. Source it; do not run it.
+#
+# Everything runs as root in a private state folder ($PETS_STATE) without systemd or Docker: PostgreSQL and
+# RabbitMQ are started from their Debian binaries with our own data dirs and ports, so several instances (the
+# `up` one and the `test` one) can coexist and none touches the system-wide services. See
+# /work/shared/ENVIRONMENT.md for the facts these functions rely on.
+#
+# Functions return non-zero on failure instead of relying on `set -e`, because `set -e` is switched off inside a
+# function called from an `if` or `||` context, and the scripts call several of them that way.
+
+PETS_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PETS_PG_BIN="${PETS_PG_BIN:-/usr/lib/postgresql/15/bin}"
+PETS_RABBIT_BIN="${PETS_RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
+# A fixed PATH for the processes we start with a cleaned environment (the caller's may hold pyenv shims etc.).
+PETS_SYSTEM_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Start order: participants first, then the orchestrator that commands them, then the gateway and the notifier
+# that face clients. Stopping goes in reverse.
+PETS_SERVICES=(Inventory Payment Orchestrator Order Notifier)
+# One database per service that has one; its role has the same name and can reach only that database.
+PETS_DATABASES=(orders inventory payments orchestrator)
+
+pets_log() { printf '[pets] %s\n' "$*" >&2; }
+pets_die() {
+    printf '[pets] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# Fills in every setting the scripts use, keeping values already set by the caller (scripts/test sets its own
+# ports before calling this). Safe to call more than once.
+pets_defaults() {
+    : "${PETS_STATE:=$PETS_REPO/.pets/run}"
+    : "${PETS_PG_HOST:=127.0.0.1}"
+    : "${PETS_PG_PORT:=5432}"
+    : "${PETS_AMQP_PORT:=5672}"
+    : "${PETS_RABBIT_DIST_PORT:=25672}"
+    : "${PETS_EPMD_PORT:=4369}"
+    : "${PETS_RABBIT_MANAGEMENT:=0}"
+    : "${PETS_RABBIT_MGMT_PORT:=15672}"
+    : "${PETS_ORDER_PORT:=8080}"
+    : "${PETS_NOTIFIER_PORT:=8081}"
+    : "${PETS_INVENTORY_PORT:=8082}"
+    : "${PETS_PAYMENT_PORT:=8083}"
+    : "${PETS_ORCHESTRATOR_PORT:=8084}"
+    : "${PETS_INITIAL_STOCK:=1000}"
+    : "${LOG_LEVEL:=info}"
+    : "${PETS_HEALTH_TIMEOUT:=60}"
+    PETS_AMQP_URL="amqp://guest:guest@127.0.0.1:${PETS_AMQP_PORT}/"
+}
+
+# Creates the state folder layout. Folders PostgreSQL writes to are created by pets_start_postgres.
+pets_prepare_state() {
+    mkdir -p "$PETS_STATE/logs" "$PETS_STATE/pids" || return 1
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Packages
+
+pets_pkg_installed() {
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" == installed ]]
+}
+
+# Installs what the scripts and the Swift build need, only if missing, so a normal run never touches apt.
+pets_install_packages() {
+    local wanted=(postgresql rabbitmq-server librabbitmq-dev pkg-config curl ca-certificates) missing=() p
+    # The e2e tests need `python3 -m venv`; Debian's python3 lacks ensurepip without python3-venv, while a
+    # python3 from elsewhere (pyenv) has it. This check also catches a machine with no python3 at all.
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || wanted+=(python3-venv)
+    for p in "${wanted[@]}"; do
+        pets_pkg_installed "$p" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        [[ $EUID -eq 0 ]] || pets_die "missing packages (${missing[*]}); run as root to install them"
+        pets_log "installing: ${missing[*]}"
+        # Without systemd, invoke-rc.d would start the system-wide postgresql/rabbitmq on 5432/5672 right after
+        # installing them and collide with ours. A policy-rc.d that answers 101 ("action forbidden") prevents
+        # that; Docker images ship one already, a plain Debian does not.
+        local policy=/usr/sbin/policy-rc.d ours=0
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+        fi
+        local rc=0
+        apt-get update || rc=$?
+        ((rc)) || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || rc=$?
+        ((ours)) && rm -f "$policy"
+        ((rc == 0)) || pets_die "apt-get failed (exit $rc)"
+    fi
+    [[ -x $PETS_PG_BIN/initdb ]] || pets_die "PostgreSQL 15 binaries not found in $PETS_PG_BIN"
+    [[ -x $PETS_RABBIT_BIN/rabbitmq-server ]] || pets_die "RabbitMQ scripts not found in $PETS_RABBIT_BIN"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets
+
+pets_random_hex() { od -An -v -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+# Creates $PETS_REPO/.pets/secrets.env once (a key missing from an older file is added) and sources it. The
+# variables are not exported: each service gets only its own password from pets_start_service.
+pets_secrets() {
+    local file="$PETS_REPO/.pets/secrets.env" key
+    mkdir -p "$PETS_REPO/.pets" || return 1
+    (
+        umask 077
+        [[ -e $file ]] || printf '# Generated by scripts/lib.sh; delete it to get new secrets.\n' >"$file"
+        for key in PETS_TOKEN_SECRET PETS_PW_ORDERS PETS_PW_INVENTORY PETS_PW_PAYMENTS PETS_PW_ORCHESTRATOR; do
+            grep -q "^$key=" "$file" || printf '%s=%s\n' "$key" "$(pets_random_hex 32)" >>"$file"
+        done
+    ) || return 1
+    chmod 600 "$file" || return 1
+    # shellcheck source=/dev/null
+    source "$file"
+}
+
+# The password of a database role: pets_db_password orders -> $PETS_PW_ORDERS.
+pets_db_password() {
+    local var="PETS_PW_${1^^}"
+    printf '%s' "${!var:?secrets not loaded (pets_secrets) or no password for role $1}"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL
+
+pets_pg_dir() { printf '%s/postgres' "$PETS_STATE"; }
+
+# psql as the superuser over the unix socket (trusted locally), never over TCP.
+pets_psql() {
+    "$PETS_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$(pets_pg_dir)/sock" -p "$PETS_PG_PORT" -U postgres "$@"
+}
+
+pets_pg_ctl() {
+    # initdb and pg_ctl refuse to run as root. `cd /` because postgres may not be allowed into the caller's cwd.
+    (cd / && runuser -u postgres -- "$PETS_PG_BIN/pg_ctl" -D "$(pets_pg_dir)/data" "$@")
+}
+
+pets_start_postgres() {
+    local dir data sock log
+    dir="$(pets_pg_dir)" data="$dir/data" sock="$dir/sock" log="$PETS_STATE/logs/postgres.log"
+    # A unix socket path is limited to 107 bytes; a deep checkout would make the server fail obscurely.
+    ((${#sock} + 20 < 107)) || pets_die "socket dir path too long for a unix socket: $sock (set a shorter PETS_STATE)"
+
+    install -d -o postgres -g postgres -m 700 "$dir" "$sock" || return 1
+    touch "$log" && chown postgres:postgres "$log" || return 1
+    # The postgres user must be able to walk down to its folders (fails for a checkout under /root, mode 700).
+    runuser -u postgres -- test -w "$dir" ||
+        pets_die "user postgres cannot reach $dir; a parent folder is not searchable by others"
+
+    if [[ ! -s $data/PG_VERSION ]]; then
+        rm -rf "$data" # the remains of an interrupted initdb would make it refuse the folder
+        pets_log "initdb $data"
+        (cd / && runuser -u postgres -- "$PETS_PG_BIN/initdb" -D "$data" -U postgres -E UTF8 --locale=C.UTF-8 \
+            --auth-local=trust --auth-host=scram-sha-256) >>"$log" 2>&1 ||
+            pets_die "initdb failed; see $log"
+        # Our settings live in their own file, rewritten at each start so changed ports take effect.
+        echo "include_if_exists = 'pets.conf'" >>"$data/postgresql.conf"
+    fi
+    # fsync and synchronous_commit are the defaults; stated so nobody "speeds up" the tests by turning them off:
+    # the outbox/inbox guarantees only hold if a commit is on disk.
+    cat >"$data/pets.conf" <<EOF
+# Written by scripts/lib.sh at each start.
+listen_addresses = '127.0.0.1'
+port = $PETS_PG_PORT
+unix_socket_directories = '$sock'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+EOF
+    chown postgres:postgres "$data/pets.conf" || return 1
+
+    if pets_pg_ctl status >/dev/null 2>&1; then
+        pets_log "postgres already running ($data)"
+    else
+        pets_log "starting postgres on 127.0.0.1:$PETS_PG_PORT"
+        pets_pg_ctl -l "$log" -w -t 60 start >/dev/null || {
+            tail -n 20 "$log" >&2
+            pets_die "postgres did not start; see $log"
+        }
+    fi
+    pets_create_databases
+}
+
+# Idempotent: creates the roles and databases if missing, (re)sets every password from secrets.env, and limits
+# each role to its own database. The SQL comes on stdin so no password appears in a process's arguments.
+pets_create_databases() {
+    local db
+    {
+        # Nobody but the superuser connects to the maintenance databases.
+        echo 'REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;'
+        echo 'REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC;'
+        for db in "${PETS_DATABASES[@]}"; do
+            cat <<EOF
+\\set role '$db'
+\\set pw '$(pets_db_password "$db")'
+SELECT format('CREATE ROLE %I', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'pw';
+SELECT format('CREATE DATABASE %I OWNER %I', :'role', :'role')
+    WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'role') \\gexec
+ALTER DATABASE :"role" OWNER TO :"role";
+REVOKE CONNECT, TEMPORARY ON DATABASE :"role" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"role" TO :"role";
+\\connect :"role"
+GRANT ALL ON SCHEMA public TO :"role";
+\\connect postgres
+EOF
+        done
+    } | pets_psql -d postgres >/dev/null || pets_die "creating roles and databases failed"
+}
+
+pets_stop_postgres() {
+    local data
+    data="$(pets_pg_dir)/data"
+    # postmaster.pid exists only while a server runs on our data folder: we never touch another cluster.
+    [[ -f $data/postmaster.pid ]] || return 0
+    pets_log "stopping postgres"
+    # fast: roll back open transactions and shut down cleanly (a checkpoint), without waiting for clients.
+    pets_pg_ctl -m fast -w -t 60 stop >/dev/null || {
+        pets_log "postgres did not stop cleanly; see $PETS_STATE/logs/postgres.log"
+        return 1
+    }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# RabbitMQ
+
+pets_rabbit_dir() { printf '%s/rabbitmq' "$PETS_STATE"; }
+
+# Every rabbitmqctl call must see exactly the server's environment (HOME for the cookie, node name, epmd port),
+# or it starts a stray epmd / writes a new cookie. So the environment lives in one file and each call runs with
+# nothing but that file (env -i).
+pets_rabbit_env() {
+    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+    env -i PATH="$PETS_SYSTEM_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+        bash -c 'source "$0" && exec "$@"' "$(pets_rabbit_dir)/cli.env" "$@"
+}
+
+pets_rabbitmqctl() {
+    [[ -f "$(pets_rabbit_dir)/cli.env" ]] || pets_die "RabbitMQ was never set up in $PETS_STATE"
+    pets_rabbit_env "$PETS_RABBIT_BIN/rabbitmqctl" "$@"
+}
+
+pets_write_rabbit_config() {
+    local dir node
+    dir="$(pets_rabbit_dir)"
+    # The node name only has to be unique per epmd; naming it after the state folder helps reading `ps`.
+    node="pets-$(basename "$PETS_STATE" | tr -c 'A-Za-z0-9_\n-' '_')@localhost"
+    mkdir -p "$dir/home" "$dir/mnesia" "$dir/log" || return 1
+    if [[ ! -s $dir/home/.erlang.cookie ]]; then
+        (umask 077 && pets_random_hex 20 >"$dir/home/.erlang.cookie") || return 1
+        chmod 400 "$dir/home/.erlang.cookie" # Erlang refuses a cookie others can read
+    fi
+    : >"$dir/rabbitmq-env.conf" # empty on purpose: skips /etc/rabbitmq/rabbitmq-env.conf
+    {
+        echo '# Written by scripts/lib.sh at each start.'
+        echo "listeners.tcp.default = 127.0.0.1:$PETS_AMQP_PORT"
+        echo 'loopback_users.guest = true'
+        # Management keys are only valid when the plugin is enabled: unknown keys stop the node.
+        if [[ $PETS_RABBIT_MANAGEMENT == 1 ]]; then
+            echo 'management.tcp.ip = 127.0.0.1'
+            echo "management.tcp.port = $PETS_RABBIT_MGMT_PORT"
+        fi
+    } >"$dir/rabbitmq.conf"
+    if [[ $PETS_RABBIT_MANAGEMENT == 1 ]]; then
+        echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+    else
+        echo '[].' >"$dir/enabled_plugins"
+    fi
+    {
+        echo '# Written by scripts/lib.sh: the environment of the RabbitMQ node and of every CLI call.'
+        printf 'export %s=%q\n' \
+            HOME "$dir/home" \
+            RABBITMQ_NODENAME "$node" \
+            RABBITMQ_NODE_IP_ADDRESS 127.0.0.1 \
+            RABBITMQ_NODE_PORT "$PETS_AMQP_PORT" \
+            RABBITMQ_DIST_PORT "$PETS_RABBIT_DIST_PORT" \
+            ERL_EPMD_ADDRESS 127.0.0.1 \
+            ERL_EPMD_PORT "$PETS_EPMD_PORT" \
+            RABBITMQ_MNESIA_BASE "$dir/mnesia" \
+            RABBITMQ_LOG_BASE "$dir/log" \
+            RABBITMQ_CONFIG_FILE "$dir/rabbitmq.conf" \
+            RABBITMQ_ADVANCED_CONFIG_FILE "$dir/advanced.config" \
+            RABBITMQ_ENABLED_PLUGINS_FILE "$dir/enabled_plugins" \
+            RABBITMQ_CONF_ENV_FILE "$dir/rabbitmq-env.conf" \
+            RABBITMQ_PID_FILE "$dir/rabbit.pid" \
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS "-kernel inet_dist_use_interface {127,0,0,1}"
+    } >"$dir/cli.env"
+}
+
+# True when the pid in FILE is alive and its command line contains WORD (a recycled pid is not ours).
+pets_pid_is() {
+    local file=$1 word=$2 pid
+    [[ -s $file ]] || return 1
+    pid="$(<"$file")"
+    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$word"
+}
+
+pets_start_rabbitmq() {
+    local dir pidfile="$PETS_STATE/pids/rabbitmq.pid" log="$PETS_STATE/logs/rabbitmq.log"
+    dir="$(pets_rabbit_dir)"
+    if pets_pid_is "$pidfile" rabbitmq-server; then
+        pets_log "rabbitmq already running (pid $(<"$pidfile"))"
+        return 0
+    fi
+    pets_write_rabbit_config || return 1
+    pets_log "starting rabbitmq on 127.0.0.1:$PETS_AMQP_PORT"
+    # setsid: its own session, so a Ctrl-C in the terminal reaches only our trap, which stops things in order.
+    # The recorded pid is the rabbitmq-server wrapper script; the Erlang VM's pid is in rabbit.pid.
+    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+    setsid env -i PATH="$PETS_SYSTEM_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+        bash -c 'source "$0" && exec "$@"' "$dir/cli.env" "$PETS_RABBIT_BIN/rabbitmq-server" \
+        </dev/null >>"$log" 2>&1 &
+    echo $! >"$pidfile"
+    disown $! # no job notice if we ever have to kill it
+    # await_startup fails at once while the node is not yet registered with epmd, so first `wait` for the pid
+    # file the node writes early in its boot (it also waits for the app), then await_startup to be sure.
+    if ! { pets_rabbitmqctl wait "$dir/rabbit.pid" --timeout 60 &&
+        pets_rabbitmqctl await_startup --timeout 60; } >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        pets_stop_rabbitmq || true
+        pets_die "rabbitmq did not start; see $log and $dir/log/"
+    fi
+}
+
+pets_stop_rabbitmq() {
+    local dir pidfile="$PETS_STATE/pids/rabbitmq.pid" beamfile
+    dir="$(pets_rabbit_dir)" beamfile="$(pets_rabbit_dir)/rabbit.pid"
+    [[ -f $dir/cli.env ]] || return 0 # never configured here: nothing of ours can be running
+    if pets_pid_is "$pidfile" rabbitmq-server || pets_pid_is "$beamfile" beam; then
+        pets_log "stopping rabbitmq"
+        pets_rabbitmqctl shutdown >>"$PETS_STATE/logs/rabbitmq.log" 2>&1 || true
+        # If the node did not answer, fall back to signals, still only to the processes we recorded.
+        local f
+        for f in "$pidfile" "$beamfile"; do
+            if pets_pid_is "$f" rabbitmq-server || pets_pid_is "$f" beam; then
+                pets_kill_and_wait "$(<"$f")" 10
+            fi
+        done
+    fi
+    # epmd outlives the node; this kills only the epmd on our private port, read back from the node's own
+    # environment file so `down` needs none of the variables `up` had.
+    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+    pets_rabbit_env bash -c 'exec epmd -port "$ERL_EPMD_PORT" -kill' >/dev/null 2>&1 || true
+    rm -f "$pidfile" "$beamfile"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Build and services
+
+# pets_build [debug|release] [extra swift build args...]; exports PETS_BIN.
+pets_build() {
+    local config=${1:-release}
+    shift || true
+    pets_log "swift build -c $config $*"
+    (cd "$PETS_REPO" && swift build -c "$config" "$@") || return 1
+    PETS_BIN="$(cd "$PETS_REPO" && swift build -c "$config" --show-bin-path)" || return 1
+    export PETS_BIN
+}
+
+pets_service_port() {
+    case $1 in
+    Order) echo "$PETS_ORDER_PORT" ;;
+    Notifier) echo "$PETS_NOTIFIER_PORT" ;;
+    Inventory) echo "$PETS_INVENTORY_PORT" ;;
+    Payment) echo "$PETS_PAYMENT_PORT" ;;
+    Orchestrator) echo "$PETS_ORCHESTRATOR_PORT" ;;
+    *) pets_die "unknown service $1" ;;
+    esac
+}
+
+pets_service_db() {
+    case $1 in
+    Order) echo orders ;;
+    Inventory) echo inventory ;;
+    Payment) echo payments ;;
+    Orchestrator) echo orchestrator ;;
+    Notifier) echo "" ;;
+    *) pets_die "unknown service $1" ;;
+    esac
+}
+
+# True when the recorded pid of service NAME is alive and is still that binary (argv[0] ends in /NAME).
+pets_service_alive() {
+    local file="$PETS_STATE/pids/$1.pid" pid argv0
+    [[ -s $file ]] || return 1
+    pid="$(<"$file")"
+    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)"
+    [[ ${argv0##*/} == "$1" ]]
+}
+
+# Starts $PETS_BIN/NAME in the background with exactly the environment of the service contract.
+pets_start_service() {
+    local name=$1 bin="$PETS_BIN/$1" log="$PETS_STATE/logs/$1.log" pidfile="$PETS_STATE/pids/$1.pid" db pid i
+    [[ -x $bin ]] || pets_die "no executable $bin (run the build first)"
+    pets_service_alive "$name" && pets_die "$name is already running (pid $(<"$pidfile"))"
+    db="$(pets_service_db "$name")"
+    printf '==== %s starting %s\n' "$(date -Is)" "$name" >>"$log"
+    (
+        # Drop every inherited variable (the secrets of the other roles, the caller's PETS_* settings) so the
+        # service sees only its contract; export -n keeps the values in this subshell for the lines below.
+        # shellcheck disable=SC2163 # $v names the variable to un-export
+        for v in $(compgen -e); do
+            case $v in PATH | HOME | LANG | LC_ALL | TZ | TMPDIR) ;; *) export -n "$v" ;; esac
+        done
+        PETS_HTTP_PORT="$(pets_service_port "$name")" || exit 1
+        export PETS_HTTP_HOST=127.0.0.1 PETS_HTTP_PORT
+        export PETS_AMQP_URL LOG_LEVEL
+        if [[ -n $db ]]; then
+            PETS_DB_PASSWORD="$(pets_db_password "$db")" || exit 1
+            export PETS_PG_HOST PETS_PG_PORT PETS_DB_NAME="$db" PETS_DB_USER="$db" PETS_DB_PASSWORD
+        fi
+        case $name in
+        Order) export PETS_TOKEN_SECRET PETS_PUBLIC_WS_URL="ws://localhost:$PETS_NOTIFIER_PORT" ;;
+        Notifier) export PETS_TOKEN_SECRET PETS_ORCHESTRATOR_URL="http://127.0.0.1:$PETS_ORCHESTRATOR_PORT" ;;
+        Inventory) export PETS_INITIAL_STOCK ;;
+        esac
+        # A fixed working folder, whatever the caller's: relative paths (static files) resolve from the repo.
+        cd "$PETS_REPO" || exit 1
+        # setsid: own session, so a terminal Ctrl-C does not hit the services before our trap stops them.
+        # Without job control this subshell is not a group leader, so setsid execs in place: $! is the service.
+        exec setsid "$bin" </dev/null >>"$log" 2>&1
+    ) &
+    pid=$!
+    # Out of our job table: bash would otherwise print a "Killed (...)" notice with this subshell's source code
+    # when pets_stop_services has to SIGKILL it.
+    disown "$pid"
+    echo "$pid" >"$pidfile"
+    # Wait for the exec so the pid file check in pets_stop_services recognises the binary even if we stop at once.
+    for ((i = 0; i < 20; i++)); do
+        pets_service_alive "$name" && break
+        sleep 0.1
+    done
+    pets_log "started $name (pid $pid, port $(pets_service_port "$name"), log $log)"
+}
+
+pets_start_services() {
+    local name
+    for name in "${PETS_SERVICES[@]}"; do
+        pets_start_service "$name"
+    done
+}
+
+# Polls GET /health of every service until it answers 200. Fails fast, naming the service, if one exits.
+pets_wait_healthy() {
+    local deadline=$((SECONDS + PETS_HEALTH_TIMEOUT)) name url code
+    for name in "${PETS_SERVICES[@]}"; do
+        url="http://127.0.0.1:$(pets_service_port "$name")/health"
+        while :; do
+            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)"
+            [[ $code == 200 ]] && break
+            if ! pets_service_alive "$name"; then
+                pets_log "$name exited before becoming healthy; last lines of $PETS_STATE/logs/$name.log:"
+                tail -n 40 "$PETS_STATE/logs/$name.log" >&2
+                return 1
+            fi
+            if ((SECONDS >= deadline)); then
+                pets_log "$name not healthy after ${PETS_HEALTH_TIMEOUT}s ($url answered '${code:-nothing}');" \
+                    "last lines of $PETS_STATE/logs/$name.log:"
+                tail -n 40 "$PETS_STATE/logs/$name.log" >&2
+                return 1
+            fi
+            sleep 0.5
+        done
+    done
+    pets_log "all services healthy"
+}
+
+# SIGTERM, then SIGKILL after TIMEOUT seconds. Caller has checked the pid is ours.
+pets_kill_and_wait() {
+    local pid=$1 timeout=$2 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    pets_log "pid $pid ignored SIGTERM for ${timeout}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Stops the services we recorded, newest first: SIGTERM to all (graceful shutdown runs in parallel), up to 10 s,
+# then SIGKILL to those left. A pid whose process is no longer our binary is left alone.
+pets_stop_services() {
+    local i name pid pids=() names=()
+    for ((i = ${#PETS_SERVICES[@]} - 1; i >= 0; i--)); do
+        name=${PETS_SERVICES[i]}
+        if pets_service_alive "$name"; then
+            pid="$(<"$PETS_STATE/pids/$name.pid")"
+            pets_log "stopping $name (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid") names+=("$name")
+        fi
+        rm -f "$PETS_STATE/pids/$name.pid"
+    done
+    for ((i = 0; i < 100; i++)); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || return 0
+        sleep 0.1
+    done
+    for i in "${!pids[@]}"; do
+        if kill -0 "${pids[i]}" 2>/dev/null; then
+            pets_log "${names[i]} did not stop within 10s; sending SIGKILL"
+            kill -KILL "${pids[i]}" 2>/dev/null || true
+        fi
+    done
+}
+
+# Everything, in the order that lets services shut down cleanly against a still-running broker and database.
+pets_stop_all() {
+    local rc=0
+    pets_stop_services || rc=1
+    pets_stop_rabbitmq || rc=1
+    pets_stop_postgres || rc=1
+    return "$rc"
+}
