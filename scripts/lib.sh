@@ -356,19 +356,46 @@ pets_build() {
     export PETS_BIN
 }
 
+# Replicas: an instance is NAME (the first) or NAME-K (K = 2, 3, ...). PETS_SCALE says how many of each, e.g.
+# PETS_SCALE="Inventory=2 Payment=2 Orchestrator=2"; replica K listens on the service's port + 100 * (K - 1).
+pets_instance_service() { printf '%s' "${1%%-*}"; }
+pets_instance_index() { [[ $1 == *-* ]] && printf '%s' "${1##*-}" || printf '1'; }
+
+pets_scale_of() {
+    local item
+    for item in ${PETS_SCALE:-}; do
+        [[ ${item%%=*} == "$1" ]] && {
+            printf '%s' "${item#*=}"
+            return
+        }
+    done
+    printf '1'
+}
+
+# Every instance to run, in start order.
+pets_instances() {
+    local name k
+    for name in "${PETS_SERVICES[@]}"; do
+        printf '%s\n' "$name"
+        for ((k = 2; k <= $(pets_scale_of "$name"); k++)); do printf '%s\n' "$name-$k"; done
+    done
+}
+
 pets_service_port() {
-    case $1 in
-    Order) echo "$PETS_ORDER_PORT" ;;
-    Notifier) echo "$PETS_NOTIFIER_PORT" ;;
-    Inventory) echo "$PETS_INVENTORY_PORT" ;;
-    Payment) echo "$PETS_PAYMENT_PORT" ;;
-    Orchestrator) echo "$PETS_ORCHESTRATOR_PORT" ;;
+    local base offset=$((($(pets_instance_index "$1") - 1) * 100))
+    case $(pets_instance_service "$1") in
+    Order) base=$PETS_ORDER_PORT ;;
+    Notifier) base=$PETS_NOTIFIER_PORT ;;
+    Inventory) base=$PETS_INVENTORY_PORT ;;
+    Payment) base=$PETS_PAYMENT_PORT ;;
+    Orchestrator) base=$PETS_ORCHESTRATOR_PORT ;;
     *) pets_die "unknown service $1" ;;
     esac
+    echo $((base + offset))
 }
 
 pets_service_db() {
-    case $1 in
+    case $(pets_instance_service "$1") in
     Order) echo orders ;;
     Inventory) echo inventory ;;
     Payment) echo payments ;;
@@ -385,12 +412,13 @@ pets_service_alive() {
     pid="$(<"$file")"
     [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
     argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)"
-    [[ ${argv0##*/} == "$1" ]]
+    [[ ${argv0##*/} == "$(pets_instance_service "$1")" ]]
 }
 
 # Starts $PETS_BIN/NAME in the background with exactly the environment of the service contract.
 pets_start_service() {
-    local name=$1 bin="$PETS_BIN/$1" log="$PETS_STATE/logs/$1.log" pidfile="$PETS_STATE/pids/$1.pid" db pid i
+    local name=$1 bin log="$PETS_STATE/logs/$1.log" pidfile="$PETS_STATE/pids/$1.pid" db pid i
+    bin="$PETS_BIN/$(pets_instance_service "$1")"
     [[ -x $bin ]] || pets_die "no executable $bin (run the build first)"
     pets_service_alive "$name" && pets_die "$name is already running (pid $(<"$pidfile"))"
     db="$(pets_service_db "$name")"
@@ -409,8 +437,9 @@ pets_start_service() {
             PETS_DB_PASSWORD="$(pets_db_password "$db")" || exit 1
             export PETS_PG_HOST PETS_PG_PORT PETS_DB_NAME="$db" PETS_DB_USER="$db" PETS_DB_PASSWORD
         fi
-        case $name in
-        Order) export PETS_TOKEN_SECRET PETS_PUBLIC_WS_URL="ws://localhost:$PETS_NOTIFIER_PORT" ;;
+        case $(pets_instance_service "$name") in
+        Order) export PETS_TOKEN_SECRET PETS_PUBLIC_WS_URL="ws://localhost:$PETS_NOTIFIER_PORT" \
+            PETS_PUBLIC_ORCHESTRATOR_URL="http://localhost:$PETS_ORCHESTRATOR_PORT" ;;
         Notifier) export PETS_TOKEN_SECRET PETS_ORCHESTRATOR_URL="http://127.0.0.1:$PETS_ORCHESTRATOR_PORT" ;;
         Inventory) export PETS_INITIAL_STOCK ;;
         esac
@@ -435,7 +464,7 @@ pets_start_service() {
 
 pets_start_services() {
     local name
-    for name in "${PETS_SERVICES[@]}"; do
+    for name in $(pets_instances); do
         pets_start_service "$name"
     done
 }
@@ -443,7 +472,7 @@ pets_start_services() {
 # Polls GET /health of every service until it answers 200. Fails fast, naming the service, if one exits.
 pets_wait_healthy() {
     local deadline=$((SECONDS + PETS_HEALTH_TIMEOUT)) name url code
-    for name in "${PETS_SERVICES[@]}"; do
+    for name in $(pets_instances); do
         url="http://127.0.0.1:$(pets_service_port "$name")/health"
         while :; do
             code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)"
@@ -480,9 +509,14 @@ pets_kill_and_wait() {
 # Stops the services we recorded, newest first: SIGTERM to all (graceful shutdown runs in parallel), up to 10 s,
 # then SIGKILL to those left. A pid whose process is no longer our binary is left alone.
 pets_stop_services() {
-    local i name pid pids=() names=()
+    local i name pid pids=() names=() recorded=()
+    # Whatever has a pid file, replicas included, services in reverse start order.
     for ((i = ${#PETS_SERVICES[@]} - 1; i >= 0; i--)); do
-        name=${PETS_SERVICES[i]}
+        for pid in "$PETS_STATE/pids/${PETS_SERVICES[i]}.pid" "$PETS_STATE/pids/${PETS_SERVICES[i]}"-*.pid; do
+            [[ -f $pid ]] && name="${pid##*/}" && recorded+=("${name%.pid}")
+        done
+    done
+    for name in "${recorded[@]}"; do
         if pets_service_alive "$name"; then
             pid="$(<"$PETS_STATE/pids/$name.pid")"
             pets_log "stopping $name (pid $pid)"
@@ -505,9 +539,57 @@ pets_stop_services() {
     done
 }
 
+# Like compose's `restart: unless-stopped`: every second, restarts the database, the broker and any service
+# instance whose pid file says it should run but whose process is gone (SIGKILL included). `pets_stop_all` stops
+# the supervisor first, so a deliberate stop is never undone.
+pets_supervise() {
+    local name
+    while :; do
+        if ! pets_pg_ctl status >/dev/null 2>&1; then
+            pets_log "supervisor: postgres is down; restarting"
+            (pets_start_postgres) || pets_log "supervisor: postgres did not restart; trying again"
+        fi
+        if [[ -f $PETS_STATE/pids/rabbitmq.pid ]] && ! pets_pid_is "$PETS_STATE/pids/rabbitmq.pid" rabbitmq-server; then
+            pets_log "supervisor: rabbitmq is down; restarting"
+            pets_stop_rabbitmq >/dev/null 2>&1 || true
+            (pets_start_rabbitmq) || pets_log "supervisor: rabbitmq did not restart; trying again"
+        fi
+        for name in $(pets_instances); do
+            if [[ -f $PETS_STATE/pids/$name.pid ]] && ! pets_service_alive "$name"; then
+                pets_log "supervisor: $name is down; restarting"
+                rm -f "$PETS_STATE/pids/$name.pid"
+                (pets_start_service "$name") || pets_log "supervisor: $name did not restart; trying again"
+            fi
+        done
+        sleep 1
+    done
+}
+
+# Starts the supervisor in the background (its own session), recording its pid.
+pets_start_supervisor() {
+    # The supervisor restarts things with the same settings: hand it every one (secrets it reads itself).
+    export PETS_STATE PETS_BIN PETS_SCALE PETS_PG_HOST PETS_PG_PORT PETS_AMQP_PORT PETS_RABBIT_DIST_PORT PETS_EPMD_PORT \
+        PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
+        PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT
+    (
+        trap - EXIT INT TERM
+        exec setsid bash -c 'source "$0" && pets_defaults && pets_secrets && pets_supervise' "$PETS_REPO/scripts/lib.sh"
+    ) >>"$PETS_STATE/logs/supervisor.log" 2>&1 </dev/null &
+    echo $! >"$PETS_STATE/pids/supervisor.pid"
+    disown $!
+}
+
+pets_stop_supervisor() {
+    if pets_pid_is "$PETS_STATE/pids/supervisor.pid" pets_supervise; then
+        kill -TERM "$(<"$PETS_STATE/pids/supervisor.pid")" 2>/dev/null || true
+    fi
+    rm -f "$PETS_STATE/pids/supervisor.pid"
+}
+
 # Everything, in the order that lets services shut down cleanly against a still-running broker and database.
 pets_stop_all() {
     local rc=0
+    pets_stop_supervisor || rc=1
     pets_stop_services || rc=1
     pets_stop_rabbitmq || rc=1
     pets_stop_postgres || rc=1

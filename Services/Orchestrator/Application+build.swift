@@ -11,11 +11,18 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let logger = Observability.logger("pets.orchestrator", level: configuration.logLevel)
     let runtime = try ServiceRuntime(
         configuration: configuration, migrations: OrchestratorSchema.migrations, logger: logger)
-    let deadline = try configuration.environment.double("PETS_STEP_DEADLINE_SECONDS", default: 10)
-    let store = SagaStore(machine: SagaMachine(PlaceOrderSaga.definition(deadline: deadline)), logger: logger)
+    let environment = configuration.environment
+    let definition = PlaceOrderSaga.definition(
+        deadline: try environment.double("PETS_STEP_DEADLINE_SECONDS", default: 10),
+        stepAttempts: try environment.int("PETS_STEP_ATTEMPTS", default: 3),
+        compensationAttempts: try environment.int("PETS_COMPENSATION_ATTEMPTS", default: 8),
+        retryInterval: try environment.double("PETS_RETRY_INTERVAL_SECONDS", default: 0.5))
+    let store = SagaStore(machine: SagaMachine(definition), logger: logger)
     let handlers = SagaHandlers(store: store)
 
     let router = Router()
+    // The saga monitor is a page of the web shop (another origin): it reads this API from the browser.
+    router.add(middleware: CORSMiddleware(allowOrigin: .all, allowMethods: [.get, .post, .head, .options]))
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     OperatorController(client: runtime.postgres, store: store, relay: runtime.relay, logger: logger).addRoutes(
         to: router)

@@ -25,9 +25,16 @@ struct PlaceOrderData: Codable, Sendable, Equatable {
 /// The PlaceOrder saga, as the seed's state machine has it: reserve, quote shipping, charge, complete; when a step
 /// fails, undo the earlier ones in reverse order and cancel the order with the reason.
 enum PlaceOrderSaga {
-    static func definition(deadline: Double = 10) -> SagaDefinition<PlaceOrderData> {
-        let step = RetryPolicy(deadline: deadline, maxAttempts: 3, interval: 0.5, backoff: 2)
-        let compensation = RetryPolicy(deadline: deadline, maxAttempts: 8, interval: 1, backoff: 2)
+    /// - Parameters:
+    ///   - deadline: how long each attempt of a step or compensation waits for its reply (the seed's 10 s).
+    ///   - stepAttempts: attempts of a forward step before the saga fails into compensation.
+    ///   - compensationAttempts: attempts of a compensation before the saga is parked for an operator.
+    static func definition(
+        deadline: Double = 10, stepAttempts: Int = 3, compensationAttempts: Int = 8, retryInterval: Double = 0.5
+    ) -> SagaDefinition<PlaceOrderData> {
+        let step = RetryPolicy(deadline: deadline, maxAttempts: stepAttempts, interval: retryInterval, backoff: 2)
+        let compensation = RetryPolicy(
+            deadline: deadline, maxAttempts: compensationAttempts, interval: retryInterval * 2, backoff: 2)
         return SagaDefinition<PlaceOrderData>(
             name: "PlaceOrder",
             steps: [

@@ -25,6 +25,11 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
     }
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
+    // What the web shop's pages need to know: where the saga monitor finds the Orchestrator's operator API.
+    let publicOrchestratorURL = environment.string("PETS_PUBLIC_ORCHESTRATOR_URL", default: "http://localhost:8084")
+    router.get("config.json") { _, _ -> Response in
+        .json(["orchestratorUrl": publicOrchestratorURL])
+    }
     OrderController(
         repository: repository, tokens: tokens, relay: runtime.relay,
         publicWebSocketURL: environment.string("PETS_PUBLIC_WS_URL", default: "ws://localhost:8081"),

@@ -106,6 +106,12 @@ public final class OutboxRelay: Service, Sendable {
             }
             guard !ids.isEmpty else { return 0 }
             try await publisher.publish(messages)
+            if FaultInjection.isEnabled,
+                let type = messages.map(\.message.type).first(where: { FaultInjection.isActive(.crashAfterPublish, $0) }
+                )
+            {
+                FaultInjection.crash("published \(type), outbox rows not deleted")
+            }
             try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: logger)
             published.increment(by: ids.count)
             lag.recordSeconds(oldest)

@@ -43,7 +43,10 @@ public struct CommandRouter: Sendable {
             logger[metadataKey: "sagaId"] = "\(decoded.sagaId)"
             logger[metadataKey: "orderId"] = "\(decoded.orderId)"
             logger[metadataKey: "step"] = "\(decoded.step)"
-            let outcome = try await handle(decoded, connection, logger)
+            let outcome =
+                FaultInjection.isActive(.fail, command)
+                ? .failed("InjectedFault", "Error, \(command) failed (fault injection)")
+                : try await handle(decoded, connection, logger)
             logger.debug("handled", metadata: ["success": "\(outcome.success)"])
             let reply = try OutgoingMessage.make(
                 routingKey: delivery.message.replyTo ?? Queues.orchestratorReplies,

@@ -99,6 +99,9 @@ public final class MessageConsumerService: Service, Sendable {
                     try await Outbox.enqueue(outgoing, on: connection, logger: logger)
                     return true
                 }
+                if applied && FaultInjection.isActive(.crashAfterCommit, delivery.message.type) {
+                    FaultInjection.crash("committed \(delivery.message.type) \(delivery.message.messageID), not acked")
+                }
                 delivery.settle(.ack)
                 if applied {
                     relay.notify()
