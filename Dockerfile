@@ -31,10 +31,11 @@ WORKDIR /build
 COPY Package.swift ./
 RUN swift package resolve
 
-# The manifest names test targets too, so Tests/ must exist for the package to load.
+# The manifest names test and tool targets too, so their folders must exist for the package to load.
 COPY Shared/ Shared/
 COPY Services/ Services/
 COPY Tests/ Tests/
+COPY Tools/Loadgen/ Tools/Loadgen/
 
 # Declared here, not earlier, so the layers above are cached once for every product.
 ARG PRODUCT
@@ -87,6 +88,8 @@ WORKDIR /app
 # Owned by root and read-only to the service user: the services write nothing to disk.
 COPY --from=build /staging/ /app/
 COPY --from=web /out/Public/ /app/Public/
+# The REST API's OpenAPI document, served by the Order service at GET /openapi.yaml (relative to WORKDIR).
+COPY openapi.yaml /app/openapi.yaml
 RUN ln -s "/app/$PRODUCT" /app/service
 
 LABEL org.opencontainers.image.title="AWSomePets ${PRODUCT}" \

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "Payment", targets: ["Payment"]),
         .executable(name: "Orchestrator", targets: ["Orchestrator"]),
         .executable(name: "Notifier", targets: ["Notifier"]),
+        .executable(name: "Loadgen", targets: ["Loadgen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -20,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // rabbitmq-c (Debian's librabbitmq-dev) as a system library.
@@ -95,8 +99,20 @@ let package = Package(
             dependencies: [
                 "ServiceKit",
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Services/Notifier"
+        ),
+        // The load tool: places orders over REST and follows each over its WebSocket to the final message.
+        .executableTarget(
+            name: "Loadgen",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
+            path: "Tools/Loadgen"
         ),
         .testTarget(
             name: "SagaEngineTests",

@@ -62,8 +62,10 @@ pets_pkg_installed() {
 }
 
 # Installs what the scripts and the Swift build need, only if missing, so a normal run never touches apt.
+# chromium and chromium-driver are for the browser tests (Tests/browser): a real headless browser on the shop.
 pets_install_packages() {
-    local wanted=(postgresql rabbitmq-server librabbitmq-dev pkg-config curl ca-certificates) missing=() p
+    local wanted=(postgresql rabbitmq-server librabbitmq-dev pkg-config curl ca-certificates chromium chromium-driver)
+    local missing=() p
     # The e2e tests need `python3 -m venv`; Debian's python3 lacks ensurepip without python3-venv, while a
     # python3 from elsewhere (pyenv) has it. This check also catches a machine with no python3 at all.
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || wanted+=(python3-venv)
@@ -443,6 +445,12 @@ pets_start_service() {
         Notifier) export PETS_TOKEN_SECRET PETS_ORCHESTRATOR_URL="http://127.0.0.1:$PETS_ORCHESTRATOR_PORT" ;;
         Inventory) export PETS_INITIAL_STOCK ;;
         esac
+        # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator) and fault
+        # injection for the reliability tests (every service with a database).
+        for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
+            PETS_FAULTS_FILE; do
+            if [[ -n ${!v:-} ]]; then export "${v?}"; fi
+        done
         # A fixed working folder, whatever the caller's: relative paths (static files) resolve from the repo.
         cd "$PETS_REPO" || exit 1
         # setsid: own session, so a terminal Ctrl-C does not hit the services before our trap stops them.
@@ -570,7 +578,9 @@ pets_start_supervisor() {
     # The supervisor restarts things with the same settings: hand it every one (secrets it reads itself).
     export PETS_STATE PETS_BIN PETS_SCALE PETS_PG_HOST PETS_PG_PORT PETS_AMQP_PORT PETS_RABBIT_DIST_PORT PETS_EPMD_PORT \
         PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
-        PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT
+        PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT \
+        PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
+        PETS_FAULTS_FILE
     (
         trap - EXIT INT TERM
         exec setsid bash -c 'source "$0" && pets_defaults && pets_secrets && pets_supervise' "$PETS_REPO/scripts/lib.sh"

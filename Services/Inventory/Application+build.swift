@@ -17,6 +17,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     commands.on(Commands.releaseInventory, ReleaseInventory.self, handle: store.releaseInventory)
 
     let router = Router()
+    router.addStandardMiddleware()
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     StockController(client: runtime.postgres, logger: logger).addRoutes(to: router)
 
@@ -29,8 +30,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.postgres, runtime.relay,
         runtime.consume(Queues.inventoryCommands, handler: commands.handler))
     app.beforeServerStarts {
-        try await runtime.migrateWhenReachable()
-        try await store.seed(runtime.postgres, initialStock: initialStock)
+        try await runtime.migrateWhenReachable(seed: { try await store.seed($0, initialStock: initialStock) })
         runtime.relay.notify()
     }
     return app

@@ -18,7 +18,8 @@ struct StockStore: Sendable {
     /// product's level so the catalogue projection starts right.
     func seed(_ client: PostgresClient, initialStock: Int) async throws {
         try await client.transaction(logger: logger) { connection in
-            for product in SeedCatalogue.products {
+            // In product-id order, the order every writer of these rows locks them in.
+            for product in SeedCatalogue.products.sorted(by: { $0.id < $1.id }) {
                 try await connection.query(
                     """
                     INSERT INTO products (id, title, stock) VALUES (\(product.id), \(product.title), \(initialStock))

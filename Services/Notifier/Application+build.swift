@@ -22,6 +22,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         onConnect: { Task { await hub.resyncAll() } })
 
     let router = Router()
+    router.addStandardMiddleware()
     router.addOperationalRoutes(
         service: configuration.name,
         health: HealthChecks(["broker": { consumer.isConnected }]))

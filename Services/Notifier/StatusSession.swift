@@ -3,6 +3,7 @@ import HummingbirdWebSocket
 import Logging
 import Messaging
 import NIOCore
+import Persistence
 
 /// One WebSocket client watching one order: first every event recorded so far, then each new one, in `seq` order
 /// without gaps or repeats. A gap in the live stream, or a broker reconnect, triggers a fresh fetch of the history.
@@ -21,8 +22,9 @@ struct StatusSession: Sendable {
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Client messages: `{"orderId": ...}` asks for the latest status; anything else is ignored.
-                defer { continuation.finish() }
+                // Client messages: `{"orderId": ...}` asks for the latest status; anything else is ignored. A
+                // message over the limit throws here, and that error (not the other task's end) closes the
+                // connection, with 1009. A client that closes ends the outbound side too.
                 for try await message in inbound.messages(maxSize: Self.maximumClientMessage) {
                     guard case .text(let text) = message,
                         let request = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)),
@@ -30,6 +32,7 @@ struct StatusSession: Sendable {
                     else { continue }
                     continuation.yield(.query)
                 }
+                continuation.finish()
             }
             group.addTask {
                 var sent: [StatusEvent] = []
@@ -76,7 +79,13 @@ struct StatusSession: Sendable {
         sent.append(event)
     }
 
+    /// How long one message may wait for a client that does not read before that client is dropped.
+    static let writeDeadline = 10.0
+
     private func write(_ event: StatusEvent, outbound: WebSocketOutboundWriter) async throws {
-        try await outbound.write(.text(String(decoding: try MessageCodec.encode(event), as: UTF8.self)))
+        let text = String(decoding: try MessageCodec.encode(event), as: UTF8.self)
+        // Bounded: a client that stops reading fills its socket buffer; rather than wait on it forever, it is
+        // dropped, and nobody else waits on it meanwhile (each session writes on its own).
+        try await withDeadline(seconds: Self.writeDeadline) { try await outbound.write(.text(text)) }
     }
 }

@@ -21,6 +21,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let handlers = SagaHandlers(store: store)
 
     let router = Router()
+    router.addStandardMiddleware()
     // The saga monitor is a page of the web shop (another origin): it reads this API from the browser.
     router.add(middleware: CORSMiddleware(allowOrigin: .all, allowMethods: [.get, .post, .head, .options]))
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())

@@ -59,11 +59,39 @@ struct OperatorController: Sendable {
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.get("sagas") { request, _ -> Response in
-            let status = request.uri.queryParameters.get("status")
-            let orderId = request.uri.queryParameters.get("orderId")?.lowercased()
-            let step = request.uri.queryParameters.get("step")
-            let olderThan = request.uri.queryParameters.get("olderThan").flatMap(Double.init) ?? 0
-            let limit = min(max(request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 100, 1), 1_000)
+            let parameters = request.uri.queryParameters
+            let status = parameters.get("status")
+            let orderId = parameters.get("orderId")?.lowercased()
+            let step = parameters.get("step")
+            if let status, SagaStatus(rawValue: status) == nil {
+                let known = SagaStatus.allCases.map(\.rawValue).joined(separator: ", ")
+                return .json(ErrorBody(message: "Unknown status \(status); one of \(known)."), status: .badRequest)
+            }
+            for (name, value) in [("orderId", orderId), ("step", step)] {
+                if let value,
+                    value.count > 64
+                        || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                {
+                    return .json(ErrorBody(message: "Invalid \(name)."), status: .badRequest)
+                }
+            }
+            var olderThan = 0.0
+            if let text = parameters.get("olderThan") {
+                guard let value = Double(text), value.isFinite, (0...31_536_000).contains(value) else {
+                    return .json(
+                        ErrorBody(message: "olderThan must be a number of seconds from 0 to 31536000."),
+                        status: .badRequest)
+                }
+                olderThan = value
+            }
+            var limit = 100
+            if let text = parameters.get("limit") {
+                guard let value = Int(text), (1...1_000).contains(value) else {
+                    return .json(
+                        ErrorBody(message: "limit must be a whole number from 1 to 1000."), status: .badRequest)
+                }
+                limit = value
+            }
             var query = PostgresQuery(unsafeSQL: "SELECT \(Self.summaryColumns) FROM sagas")
             var bindings = PostgresBindings()
             var conditions: [String] = []

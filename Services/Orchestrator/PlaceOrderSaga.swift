@@ -11,8 +11,12 @@ struct PlaceOrderData: Codable, Sendable, Equatable {
     var itemsCents: Int
     var shippingCents: Int?
     var amountCents: Int?
+    /// The W3C trace context of the request that placed the order: every command and event of the saga carries it,
+    /// also those a timer sends.
+    var traceparent: String?
 
-    init(_ start: StartPlaceOrder) {
+    init(_ start: StartPlaceOrder, traceparent: String? = nil) {
+        self.traceparent = traceparent
         orderId = start.orderId
         lines = start.lines
         postCode = start.postCode

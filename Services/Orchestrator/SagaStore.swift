@@ -24,7 +24,9 @@ struct SagaStore: Sendable {
         async throws -> [OutgoingMessage]
     {
         let sagaId = UUID().uuidString.lowercased()
-        var saga = SagaInstance(id: sagaId, orderId: request.orderId.lowercased(), data: PlaceOrderData(request))
+        var saga = SagaInstance(
+            id: sagaId, orderId: request.orderId.lowercased(),
+            data: PlaceOrderData(request, traceparent: traceHeaders["traceparent"]))
         let instance = try Self.encode(saga)
         let inserted = try await connection.query(
             """
@@ -71,6 +73,7 @@ struct SagaStore: Sendable {
     ) async throws -> [OutgoingMessage] {
         var outgoing: [OutgoingMessage] = []
         var seq = eventSeq
+        let traceHeaders = saga.data.traceparent.map { ["traceparent": $0] } ?? traceHeaders
         let now = Date()
         for effect in effects {
             switch effect {
@@ -87,7 +90,7 @@ struct SagaStore: Sendable {
                     orderId: saga.orderId, seq: seq, status: status, step: step, message: message, errorType: errorType,
                     amountPaid: status == .success ? saga.data.amountCents.map(Money.dollars) : nil,
                     createdOn: status.isFinalStatus ? saga.data.createdOn : nil,
-                    at: Timestamp.string(now))
+                    at: Timestamp.string(now), traceparent: saga.data.traceparent)
                 let body = try MessageCodec.encode(event)
                 try await connection.query(
                     """

@@ -21,7 +21,7 @@ struct SagaTimerService: Service {
         await schemaReady.wait()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let fired = try await fireDue()
+                let fired = try await withDeadline(seconds: 30) { try await fireDue() }
                 if fired > 0 { relay.notify() }
                 if fired == 50 { continue }
             } catch {

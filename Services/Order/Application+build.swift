@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Messaging
+import NIOCore
 import Persistence
 import ServiceKit
 
@@ -20,6 +21,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     commands.on(Commands.cancelOrder, CancelOrder.self, handle: handlers.cancelOrder)
 
     let router = Router()
+    router.addStandardMiddleware()
     let webRoot = environment.string("PETS_WEB_ROOT", default: "Public")
     if FileManager.default.fileExists(atPath: webRoot) {
         router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
@@ -27,6 +29,16 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     // What the web shop's pages need to know: where the saga monitor finds the Orchestrator's operator API.
     let publicOrchestratorURL = environment.string("PETS_PUBLIC_ORCHESTRATOR_URL", default: "http://localhost:8084")
+    // The REST API's OpenAPI document, from the repository (kept true by the API tests).
+    let openAPIPath = environment.string("PETS_OPENAPI", default: "openapi.yaml")
+    router.get("openapi.yaml") { _, _ -> Response in
+        guard let document = FileManager.default.contents(atPath: openAPIPath) else {
+            throw HTTPError(.notFound, message: "The OpenAPI document is not installed here.")
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: document)))
+    }
     router.get("config.json") { _, _ -> Response in
         .json(["orchestratorUrl": publicOrchestratorURL])
     }
@@ -35,6 +47,10 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         publicWebSocketURL: environment.string("PETS_PUBLIC_WS_URL", default: "ws://localhost:8081"),
         logger: logger
     ).addRoutes(to: router)
+    router.refuseOtherMethods([
+        ("catalogue", [.get]), ("orders", [.get, .post]), ("order", [.post]), ("orders/:orderId", [.get]),
+        ("config.json", [.get]), ("openapi.yaml", [.get]),
+    ])
 
     var app = Application(
         router: router,
@@ -46,8 +62,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.consume(Queues.orderCommands, handler: commands.handler),
         runtime.consume(Queues.orderEvents, handler: handlers.projectEvent))
     app.beforeServerStarts {
-        try await runtime.migrateWhenReachable()
-        try await repository.seedCatalogue()
+        try await runtime.migrateWhenReachable(seed: { _ in try await repository.seedCatalogue() })
     }
     return app
 }

@@ -63,6 +63,9 @@ struct OrderController: Sendable {
                 Failure(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."),
                 status: .contentTooLarge)
         }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            return .json(Failure(message: "Malformed order: the body is not valid UTF-8."), status: .badRequest)
+        }
         let body: PlaceOrderBody
         do {
             body = try JSONDecoder().decode(PlaceOrderBody.self, from: Data(bytes))
@@ -97,23 +100,27 @@ struct OrderController: Sendable {
         }
     }
 
-    /// Streams every order from a database cursor as rows arrive: NDJSON, or server-sent events. Memory stays flat
-    /// whatever the count; when the client goes away the write fails and the query is abandoned.
+    /// Streams every order from the database in pages as the client reads them: NDJSON, or server-sent events.
+    /// Each page is a short keyset query (`(created_on, id) > last`), written before the next is asked for, so the
+    /// first bytes leave at once whatever the count, memory stays flat, and when the client goes away the write
+    /// fails and no further query runs.
     private func streamOrders(eventStream: Bool) -> Response {
         let repository = self.repository
         let body = ResponseBody { writer in
-            // The row sequence holds a pooled connection until it is consumed or dropped.
-            let rows = try await repository.client.query(
-                "SELECT \(unescaped: OrderView.columns) FROM orders o ORDER BY o.created_on, o.id",
-                logger: repository.logger)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            for try await row in rows.decode(OrderView.Row.self) {
+            var after: (createdOn: String, id: String)?
+            while true {
+                let page = try await repository.ordersPage(after: after, limit: Self.streamPageSize)
                 var buffer = ByteBuffer()
-                if eventStream { buffer.writeString("data: ") }
-                buffer.writeBytes(try encoder.encode(try OrderView(row)))
-                buffer.writeString(eventStream ? "\n\n" : "\n")
-                try await writer.write(buffer)
+                for (order, key) in page {
+                    if eventStream { buffer.writeString("data: ") }
+                    buffer.writeBytes(try encoder.encode(order))
+                    buffer.writeString(eventStream ? "\n\n" : "\n")
+                    after = key
+                }
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+                if page.count < Self.streamPageSize { break }
             }
             try await writer.finish(nil)
         }
@@ -122,6 +129,8 @@ struct OrderController: Sendable {
             headers: [.contentType: eventStream ? "text/event-stream" : "application/x-ndjson"],
             body: body)
     }
+
+    static let streamPageSize = 500
 
     static func describe(_ error: any Error) -> String {
         switch error {
@@ -169,7 +178,7 @@ enum TraceContext {
     }
 
     private static func randomHex(_ bytes: Int) -> String {
-        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        Hex.encode((0..<bytes).map { _ in UInt8.random(in: 0...255) })
     }
 }
 

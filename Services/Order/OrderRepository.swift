@@ -68,6 +68,34 @@ struct OrderRepository: Sendable {
         return nil
     }
 
+    /// Orders in (created_on, id) order after `after`, with each one's key for the next page.
+    func ordersPage(after: (createdOn: String, id: String)?, limit: Int) async throws -> [(
+        OrderView, (createdOn: String, id: String)
+    )] {
+        let rows: PostgresRowSequence
+        if let after {
+            rows = try await client.query(
+                """
+                SELECT \(unescaped: OrderView.columns), o.created_on::text FROM orders o
+                WHERE (o.created_on, o.id) > (\(after.createdOn)::timestamptz, \(after.id))
+                ORDER BY o.created_on, o.id LIMIT \(limit)
+                """,
+                logger: logger)
+        } else {
+            rows = try await client.query(
+                "SELECT \(unescaped: OrderView.columns), o.created_on::text FROM orders o ORDER BY o.created_on, o.id LIMIT \(limit)",
+                logger: logger)
+        }
+        var page: [(OrderView, (createdOn: String, id: String))] = []
+        page.reserveCapacity(limit)
+        for try await row in rows.decode(OrderView.PageRow.self) {
+            let view = try OrderView(
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10, row.11))
+            page.append((view, (row.12, view.orderId)))
+        }
+        return page
+    }
+
     func catalogue() async throws -> [CatalogueItem] {
         var items: [CatalogueItem] = []
         let rows = try await client.query(
@@ -94,7 +122,8 @@ struct OrderRepository: Sendable {
     /// Inserts the seed products (prices as the seed has them); stock arrives from Inventory.
     func seedCatalogue() async throws {
         try await client.transaction(logger: logger) { connection in
-            for product in SeedCatalogue.products {
+            // In product-id order, the order every writer of these rows locks them in.
+            for product in SeedCatalogue.products.sorted(by: { $0.id < $1.id }) {
                 try await connection.query(
                     """
                     INSERT INTO catalogue (id, title, unit_price_cents, image_url) VALUES (\(product.id), \(product.title),
@@ -108,7 +137,7 @@ struct OrderRepository: Sendable {
     }
 
     static func hash(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: bytes))
     }
 }
 
@@ -175,6 +204,10 @@ struct OrderView: Codable, Sendable {
         """
 
     typealias Row = (String, String, String, String, String, Int?, Int?, String?, String?, String, String, String)
+    /// A row plus its raw `created_on`, the paging key.
+    typealias PageRow = (
+        String, String, String, String, String, Int?, Int?, String?, String?, String, String, String, String
+    )
 
     init(_ row: Row) throws {
         orderId = row.0

@@ -59,7 +59,7 @@ enum OrderValidation {
         }
         var lines: [OrderLine] = []
         for (index, line) in basket.enumerated() {
-            guard let id = line.id?.lowercased(), !id.isEmpty else {
+            guard let id = line.id?.lowercased(), !id.isEmpty, id.count <= 64 else {
                 throw OrderValidationError(message: "Basket line \(index + 1) has no product id.")
             }
             guard let product = catalogue[id] else {
@@ -113,6 +113,10 @@ enum OrderValidation {
         }
         guard street.count <= 200, city.count <= 100, postCode.count <= 20, holder.count <= 100 else {
             throw OrderValidationError(message: "Shipping address or cardholder name too long.")
+        }
+        for (field, text) in [("address", street), ("city", city), ("postCode", postCode), ("cardholderName", holder)]
+        where text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw OrderValidationError(message: "Invalid \(field): control characters are not allowed.")
         }
         return ValidOrder(
             lines: lines, address: street, city: city, postCode: postCode,

@@ -15,6 +15,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     commands.on(Commands.refundPayment, RefundPayment.self, handle: ledger.refundPayment)
 
     let router = Router()
+    router.addStandardMiddleware()
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     LedgerController(client: runtime.postgres, logger: logger).addRoutes(to: router)
 

@@ -32,10 +32,13 @@ public struct StatusEvent: Codable, Sendable, Equatable {
     public var createdOn: String?
     /// When the event happened (ISO 8601).
     public var at: String
+    /// The W3C trace context of the request that placed the order, so a push can be tied to its trace.
+    public var traceparent: String?
 
     public init(
         orderId: String, seq: Int, status: Status, step: String? = nil, message: String? = nil,
-        errorType: String? = nil, amountPaid: Double? = nil, createdOn: String? = nil, at: String
+        errorType: String? = nil, amountPaid: Double? = nil, createdOn: String? = nil, at: String,
+        traceparent: String? = nil
     ) {
         self.orderId = orderId
         self.seq = seq
@@ -46,6 +49,7 @@ public struct StatusEvent: Codable, Sendable, Equatable {
         self.amountPaid = amountPaid
         self.createdOn = createdOn
         self.at = at
+        self.traceparent = traceparent
     }
 
     public var isFinal: Bool { status == .success || status == .failed }

@@ -21,6 +21,8 @@ public final class OutboxRelay: Service, Sendable {
     private let wakeupContinuation: AsyncStream<Void>.Continuation
     private let published = Counter(label: "pets_outbox_published_total")
     private let lag = Timer(label: "pets_outbox_lag_seconds")
+    private let backlog = Gauge(label: "pets_outbox_backlog")
+    private let oldest = Gauge(label: "pets_outbox_oldest_seconds")
 
     public init(
         client: PostgresClient, publisher: AMQPPublisher, logger: Logger, batchSize: Int = 256,
@@ -52,9 +54,14 @@ public final class OutboxRelay: Service, Sendable {
             publisher.shutdown()
         }
         var backoff = 0.1
+        var lastMeasured = ContinuousClock.now - .seconds(60)
         for await _ in wakeups.cancelOnGracefulShutdown() {
             do {
                 try await drain()
+                if ContinuousClock.now - lastMeasured > .seconds(5) {
+                    lastMeasured = .now
+                    try await measureBacklog()
+                }
                 backoff = 0.1
             } catch {
                 logger.warning(
@@ -71,13 +78,27 @@ public final class OutboxRelay: Service, Sendable {
     /// Relays until the outbox is empty.
     public func drain() async throws {
         while true {
-            let sent = try await relayBatch()
+            let sent = try await withDeadline(seconds: 30) { try await self.relayBatch() }
             if sent < batchSize { return }
+        }
+    }
+
+    /// What is waiting to be sent, and for how long: the outbox's rows and the age of the oldest.
+    private func measureBacklog() async throws {
+        let rows = try await client.query(
+            "SELECT count(*)::int8, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 FROM outbox",
+            logger: logger)
+        for try await (count, age) in rows.decode((Int64, Double).self) {
+            backlog.record(count)
+            oldest.record(age)
         }
     }
 
     private func relayBatch() async throws -> Int {
         try await client.transaction(logger: logger) { connection in
+            // Deleting sent rows need not wait for the disk: if the delete is lost in a crash, the rows are sent
+            // again and the consumers' inboxes drop the copies. One fsync less per message hop.
+            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
             let rows = try await connection.query(
                 """
                 SELECT id, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,

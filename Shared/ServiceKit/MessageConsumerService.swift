@@ -55,21 +55,18 @@ public final class MessageConsumerService: Service, Sendable {
         handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
     }
 
+    /// How long one attempt at a message may take before it is abandoned and retried.
+    static let attemptDeadline = 30.0
+
     public func run() async throws {
         await schemaReady.wait()
+        let slots = Slots(concurrency)
         await withDiscardingTaskGroup { group in
-            var inFlight = 0
-            let (done, doneContinuation) = AsyncStream.makeStream(of: Void.self)
-            var doneIterator = done.makeAsyncIterator()
             for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
-                if inFlight >= concurrency {
-                    await doneIterator.next()
-                    inFlight -= 1
-                }
-                inFlight += 1
+                await slots.acquire()
                 group.addTask {
                     await self.process(delivery)
-                    doneContinuation.yield()
+                    await slots.release()
                 }
             }
         }
@@ -90,14 +87,21 @@ public final class MessageConsumerService: Service, Sendable {
                 guard !delivery.message.messageID.isEmpty else {
                     throw MalformedMessage("the message has no message id")
                 }
-                let applied = try await client.transaction(logger: logger) { connection in
-                    guard
-                        try await Inbox.claim(
-                            delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
-                    else { return false }
-                    let outgoing = try await handler(delivery, connection)
-                    try await Outbox.enqueue(outgoing, on: connection, logger: logger)
-                    return true
+                if let seconds = FaultInjection.rule(.delay, delivery.message.type).flatMap(Double.init) {
+                    try await Task.sleep(for: .seconds(seconds))
+                }
+                // A deadline on the whole transaction: after a database restart an attempt has been seen to hang
+                // in the connection pool; it is abandoned and tried again (the inbox makes that safe).
+                let applied = try await withDeadline(seconds: Self.attemptDeadline) { [client, handler, logger] in
+                    try await client.transaction(logger: logger) { connection in
+                        guard
+                            try await Inbox.claim(
+                                delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
+                        else { return false }
+                        let outgoing = try await handler(delivery, connection)
+                        try await Outbox.enqueue(outgoing, on: connection, logger: logger)
+                        return true
+                    }
                 }
                 if applied && FaultInjection.isActive(.crashAfterCommit, delivery.message.type) {
                     FaultInjection.crash("committed \(delivery.message.type) \(delivery.message.messageID), not acked")
@@ -125,7 +129,7 @@ public final class MessageConsumerService: Service, Sendable {
             } catch {
                 if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers it.
                 failures += 1
-                if !DatabaseErrors.isTransient(error) && failures >= 3 {
+                if !DatabaseErrors.isTransient(error) && !(error is DeadlineExceeded) && failures >= 3 {
                     logger.error(
                         "handler keeps failing; requeueing", metadata: ["error": "\(String(reflecting: error))"])
                     delivery.settle(.requeue)
@@ -145,6 +149,30 @@ extension Timer {
     func recordInterval(since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// A counting semaphore for tasks: at most `count` deliveries are handled at once.
+actor Slots {
+    private var free: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            free += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
     }
 }
 

@@ -28,6 +28,33 @@ public struct HealthChecks: Sendable {
 }
 
 extension Router {
+    /// The middleware every service's router starts with: JSON errors, then request metrics (by route and status).
+    public func addStandardMiddleware() {
+        add(middleware: JSONErrorMiddleware())
+        add(middleware: MetricsMiddleware())
+    }
+
+    /// Answers the methods a path does not support with `405` and an `Allow` header (RFC 9110), rather than the
+    /// router's 404: `paths` maps each route to the methods it has.
+    public func refuseOtherMethods(_ paths: [(String, [HTTPRequest.Method])]) {
+        let candidates: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch]
+        for (path, allowed) in paths {
+            let allow = allowed.map(\.rawValue).joined(separator: ", ")
+            for method in candidates where !allowed.contains(method) {
+                on(RouterPath(path), method: method) { request, _ -> Response in
+                    var response = Response.json(
+                        [
+                            "status": "failed",
+                            "message": "\(request.method) is not allowed on \(request.uri.path); use \(allow).",
+                        ],
+                        status: .methodNotAllowed)
+                    response.headers[.allow] = allow
+                    return response
+                }
+            }
+        }
+    }
+
     /// `GET /health` (200 when every check passes, 503 otherwise, JSON either way) and `GET /metrics` (Prometheus).
     public func addOperationalRoutes(service: String, health: HealthChecks) {
         get("health") { _, _ -> Response in
@@ -46,6 +73,7 @@ extension Router {
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
+        refuseOtherMethods([("health", [.get]), ("metrics", [.get])])
     }
 }
 

@@ -1,5 +1,6 @@
 @preconcurrency import Crypto
 import Foundation
+import Messaging
 
 /// The token in an order's WebSocket URL: an HMAC of the order id under a secret the Order service and the
 /// Notifier share, so the Notifier verifies it without a database and only the order's placer has it.
@@ -13,7 +14,7 @@ public struct OrderToken: @unchecked Sendable {
 
     public func token(for orderId: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Data(orderId.lowercased().utf8), using: key)
-        return Data(mac).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(Data(mac))
     }
 
     public func verify(_ token: String, for orderId: String) -> Bool {

@@ -45,13 +45,14 @@ public struct ServiceRuntime: Sendable {
             concurrency: concurrency, logger: logger, handler: handler)
     }
 
-    /// Migrates the schema, waiting for the database as long as it takes (no crash loop while it starts), then
-    /// opens `schemaReady`.
-    public func migrateWhenReachable() async throws {
+    /// Migrates the schema and runs `seed`, waiting for the database as long as it takes (no crash loop while it
+    /// starts), then opens `schemaReady`, so consumers start only on a complete schema with its seed data.
+    public func migrateWhenReachable(seed: (@Sendable (PostgresClient) async throws -> Void)? = nil) async throws {
         var backoff = 0.2
         while true {
             do {
                 try await Migrator.migrate(postgres, migrations, logger: logger)
+                try await seed?(postgres)
                 await schemaReady.open()
                 return
             } catch  where DatabaseErrors.isTransient(error) {

@@ -1,0 +1,38 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Every error leaves a service as JSON, `{"status":"failed","message":...}`: an unknown route or method, a
+/// framework error, or a failure of ours (a database that is restarting answers 503, not a bare 500).
+public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    struct Failure: Encodable {
+        var status = "failed"
+        var message: String
+    }
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let message: String
+            switch error.status {
+            case .notFound: message = error.body ?? "No route for \(request.method) \(request.uri.path)."
+            case .methodNotAllowed: message = "\(request.method) is not allowed on \(request.uri.path)."
+            default: message = error.body ?? error.status.reasonPhrase
+            }
+            return .json(Failure(message: message), status: error.status)
+        } catch let error as any HTTPResponseError {
+            return .json(Failure(message: error.status.reasonPhrase), status: error.status)
+        } catch {
+            context.logger.error(
+                "request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
+            return .json(
+                Failure(message: "The service cannot answer right now; try again shortly."), status: .serviceUnavailable
+            )
+        }
+    }
+}

@@ -1,0 +1,475 @@
+"""The fault-injection suite's harness: a private AWSomePets started with scripts/lib.sh, killed and restarted at will.
+
+Everything runs on its own state folder (`.pets/faults`, wiped at the start of a session) and its own ports, all
+below the kernel's ephemeral range, so it never collides with `scripts/up` (5432/5672/8080...), `scripts/test`
+(16432/16672/18080...) or the chaos tool (17432/17672/19080...):
+
+    PostgreSQL 20432, AMQP 20672, Erlang dist 20673, epmd 20369, HTTP 21080-21084.
+
+The binaries come from PETS_BIN (default .build/debug); nothing is built here. Every PETS_* variable of the caller
+other than PETS_BIN is ignored, so running this from inside `scripts/test` (which exports its own ports) is safe.
+
+One faults file, `$PETS_STATE/faults`, is shared by every service: a rule names a message type, and only the
+service that handles that type acts on it (see Shared/Persistence/FaultInjection.swift). Tests switch rules on
+and off with `system.faults(...)` while the processes run.
+
+When a test fails, the report gets a section per order it registered (`system.watch(order_id)`): the order, the
+saga's timeline, the payment ledger, the reservation, plus the last lines of every service log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = REPO / ".pets" / "faults"
+PETS_BIN = Path(os.environ.get("PETS_BIN") or REPO / ".build" / "debug")
+SERVICE_NAMES = ("Inventory", "Payment", "Orchestrator", "Order", "Notifier")
+
+PORTS = {
+    "PETS_PG_PORT": 20432,
+    "PETS_AMQP_PORT": 20672,
+    "PETS_RABBIT_DIST_PORT": 20673,
+    "PETS_EPMD_PORT": 20369,
+    "PETS_RABBIT_MGMT_PORT": 20674,
+    "PETS_ORDER_PORT": 21080,
+    "PETS_NOTIFIER_PORT": 21081,
+    "PETS_INVENTORY_PORT": 21082,
+    "PETS_PAYMENT_PORT": 21083,
+    "PETS_ORCHESTRATOR_PORT": 21084,
+}
+URL = {
+    "Order": f"http://127.0.0.1:{PORTS['PETS_ORDER_PORT']}",
+    "Notifier": f"http://127.0.0.1:{PORTS['PETS_NOTIFIER_PORT']}",
+    "Inventory": f"http://127.0.0.1:{PORTS['PETS_INVENTORY_PORT']}",
+    "Payment": f"http://127.0.0.1:{PORTS['PETS_PAYMENT_PORT']}",
+    "Orchestrator": f"http://127.0.0.1:{PORTS['PETS_ORCHESTRATOR_PORT']}",
+}
+ORDER_URL, INVENTORY_URL, PAYMENT_URL, ORCHESTRATOR_URL = (
+    URL["Order"], URL["Inventory"], URL["Payment"], URL["Orchestrator"])
+
+# The knobs a test may set for the services (lib.sh passes them on only when set).
+KNOBS = ("PETS_STEP_DEADLINE_SECONDS", "PETS_STEP_ATTEMPTS", "PETS_COMPENSATION_ATTEMPTS",
+         "PETS_RETRY_INTERVAL_SECONDS")
+
+HTTP_TIMEOUT = 10
+# How a Swift process that died by itself announces it (an injected crash is a silent SIGKILL instead).
+CRASH = re.compile(r"Program crashed|Fatal error|fatal error:")
+BACKTRACE_NOISE = re.compile(r"^\s*$|^\s*\d+ |^\s*r\w+ 0x|^\s*0x[0-9a-f]+|^(cs|rflags|Registers|Images|Backtrace took|Platform:)|^Thread \d+ \"[^\"]*\":$|^\.\.\.$")
+FINAL_STATUSES = {"success", "failed"}
+
+# The seed catalogue: title -> (product id, unit price in dollars).
+PRODUCTS = {
+    "Cat": ("9305f481-8399-43de-9912-fd3d2b9f1069", 150),
+    "Dog": ("417e0721-4317-41a6-bb57-54646ace9a0b", 200),
+    "Bird": ("81ad9dae-3f63-4e64-baac-a984dfc2fb28", 30),
+    "Fish": ("c7ced823-9d1b-4c36-8087-0b15208c94f7", 10),
+    "Rabbit": ("1212b901-05c3-486e-af51-de54054604f8", 50),
+    "Hamster": ("0d1b5d4d-1206-4462-842f-130a9545a08f", 30),
+    "Pony": ("c2429581-7fd0-4ee5-b5c9-02a42be68db0", 3000),
+    "Chicken": ("3aad800f-44e2-445b-9bec-cbb7f0b14bef", 20),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The system under test
+
+
+class System:
+    """A private AWSomePets: PostgreSQL, RabbitMQ, the five services and the supervisor, driven through lib.sh."""
+
+    def __init__(self) -> None:
+        self.state = STATE
+        self.faults_file = STATE / "faults"
+        self.knobs: dict[str, str] | None = None  # the settings the services run with now
+        self.watched: list[str] = []  # order ids of the running test, for the failure report
+
+    # -- lib.sh -------------------------------------------------------------------------------------------------
+
+    def env(self, knobs: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PETS_") and k != "LOG_LEVEL"}
+        env.update({k: str(v) for k, v in PORTS.items()})
+        env.update(PETS_STATE=str(self.state), PETS_BIN=str(PETS_BIN), PETS_FAULTS_FILE=str(self.faults_file),
+                   LOG_LEVEL="info", PETS_HEALTH_TIMEOUT="90")
+        env.update(knobs or {})
+        return env
+
+    def lib(self, commands: str, knobs: dict[str, str] | None = None, timeout: float = 240) -> None:
+        """Runs `commands` in bash after sourcing lib.sh (defaults and secrets loaded); fails with its output."""
+        script = f"source {shlex.quote(str(REPO / 'scripts' / 'lib.sh'))}; pets_defaults; pets_secrets; {commands}"
+        # A file, not a pipe: processes started in the background must not keep our read end open.
+        with tempfile.TemporaryFile() as out:
+            result = subprocess.run(["bash", "-c", script], env=self.env(knobs), cwd=REPO, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+            out.seek(0)
+            output = out.read().decode(errors="replace")
+        if result.returncode != 0:
+            raise RuntimeError(f"lib.sh `{commands}` failed (exit {result.returncode}):\n{output}")
+
+    def start(self) -> None:
+        missing = [name for name in SERVICE_NAMES if not os.access(PETS_BIN / name, os.X_OK)]
+        if missing:
+            pytest.exit(f"no executables {missing} in PETS_BIN={PETS_BIN}; build first (swift build)", returncode=2)
+        # A run killed hard may have left servers running on this folder: stop them before wiping it.
+        with contextlib.suppress(Exception):
+            self.lib("pets_stop_all", timeout=120)
+        subprocess.run(["rm", "-rf", str(self.state)], check=True)
+        self.state.mkdir(parents=True)
+        self.clear_faults()
+        self.lib("pets_prepare_state && pets_start_postgres && pets_start_rabbitmq")
+        self.configure({})
+
+    def stop(self) -> None:
+        self.lib("pets_stop_all", timeout=180)
+
+    def configure(self, knobs: dict[str, str]) -> None:
+        """(Re)starts the five services with these settings if they run with others; PostgreSQL and RabbitMQ stay.
+
+        The supervisor is stopped first (it would undo the stop) and started again with the same settings, so a
+        service it restarts after a crash gets them too."""
+        knobs = {k: str(v) for k, v in knobs.items()}
+        unknown = set(knobs) - set(KNOBS)
+        assert not unknown, f"unknown knobs {unknown}"
+        if knobs == self.knobs and self.all_alive():
+            return
+        self.knobs = None
+        self.lib("pets_stop_supervisor; pets_stop_services; pets_start_services && pets_wait_healthy && "
+                 "pets_start_supervisor", knobs)
+        self.knobs = knobs
+
+    # -- processes ----------------------------------------------------------------------------------------------
+
+    def pid(self, service: str) -> int | None:
+        try:
+            return int((self.state / "pids" / f"{service}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def is_running(pid: int | None, service: str) -> bool:
+        """True while `pid` is a live (not zombie) process of that binary."""
+        if pid is None:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            return False
+        state = stat.rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X") and argv0.rsplit("/", 1)[-1] == service
+
+    def all_alive(self) -> bool:
+        return all(self.is_running(self.pid(name), name) for name in SERVICE_NAMES)
+
+    def healthy(self, service: str) -> bool:
+        try:
+            return requests.get(f"{URL[service]}/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_for_crash(self, service: str, old_pid: int, timeout: float, on_crash: Callable[[], None]) -> float:
+        """Polls every 10 ms until process `old_pid` is gone, then calls `on_crash` at once; returns when it died."""
+        deadline = time.monotonic() + timeout
+        while self.is_running(old_pid, service):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{service} (pid {old_pid}) did not crash within {timeout}s; the fault never "
+                                     f"fired. Faults file: {self.faults_file.read_text()!r}")
+            time.sleep(0.01)
+        on_crash()
+        return time.monotonic()
+
+    def wait_for_restart(self, service: str, old_pid: int, timeout: float = 60) -> int:
+        """Waits until the supervisor started a new process of `service` and it answers /health; returns its pid."""
+        def restarted():
+            pid = self.pid(service)
+            return pid if pid and pid != old_pid and self.is_running(pid, service) and self.healthy(service) else None
+        return wait_until(restarted, timeout, interval=0.1,
+                          message=f"the supervisor restarting {service} (old pid {old_pid}) and it becoming healthy")
+
+    def log(self, service: str) -> str:
+        try:
+            return (self.state / "logs" / f"{service}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        """The last lines of a log, without the register dumps and addresses of crash backtraces."""
+        kept = [line for line in self.log(name).splitlines() if not BACKTRACE_NOISE.match(line)]
+        return "\n".join(kept[-lines:])
+
+    # -- faults -------------------------------------------------------------------------------------------------
+
+    def set_faults(self, *rules: str) -> None:
+        # Write then rename: a service reading the file mid-write sees the old rules or the new ones, never half.
+        tmp = self.faults_file.with_suffix(".tmp")
+        tmp.write_text("".join(f"{rule}\n" for rule in rules))
+        tmp.replace(self.faults_file)
+
+    def clear_faults(self) -> None:
+        self.set_faults()
+
+    @contextlib.contextmanager
+    def faults(self, *rules: str):
+        """The rules are active inside the block, and removed when it ends, whatever happens."""
+        self.set_faults(*rules)
+        try:
+            yield
+        finally:
+            self.clear_faults()
+
+    def log_sizes(self) -> dict[str, int]:
+        return {name: len(self.log(name)) for name in SERVICE_NAMES}
+
+    def crashes_since(self, sizes: dict[str, int]) -> list[str]:
+        """Crashes (not our injected SIGKILLs) logged since `sizes`: the crash line and the crashed thread's top."""
+        found = []
+        for name in SERVICE_NAMES:
+            lines = self.log(name)[sizes.get(name, 0):].splitlines()
+            for i, line in enumerate(lines):
+                if CRASH.search(line):
+                    crashed = next((j for j in range(i, len(lines)) if lines[j].endswith("crashed:")), None)
+                    frames = [l.strip() for l in lines[crashed + 1:crashed + 6]] if crashed is not None else []
+                    found.append(f"{name}: {line.strip()}\n    " + "\n    ".join(f for f in frames if f))
+        return found
+
+    def watch(self, order_id: str) -> str:
+        """Registers an order whose timeline goes into the report if the test fails."""
+        self.watched.append(order_id)
+        return order_id
+
+
+@pytest.fixture(scope="session")
+def system():
+    pets = System()
+    try:
+        pets.start()
+        yield pets
+    finally:
+        pets.stop()
+
+
+@pytest.fixture
+def pets(system, request):
+    """The system, with no fault rule active before and after the test, and its orders reported on failure."""
+    system.clear_faults()
+    system.watched = []
+    system.sizes_before = system.log_sizes()
+    request.node.pets_system = system
+    yield system
+    system.clear_faults()
+    crashes = system.crashes_since(system.sizes_before)
+    if crashes:
+        pytest.fail("services crashed during the test (not an injected fault):\n" + "\n".join(crashes), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    system: System | None = getattr(item, "pets_system", None)
+    if report.when != "call" or not report.failed or system is None:
+        return
+    crashes = system.crashes_since(getattr(system, "sizes_before", {}))
+    if crashes:
+        report.sections.append(("services that crashed during the test (not an injected fault)",
+                                "\n".join(crashes)))
+    for order_id in system.watched:
+        report.sections.append((f"timeline of order {order_id}", describe_order(order_id)))
+    logs = "\n".join(f"----- {name}.log (last lines) -----\n{system.log_tail(name)}" for name in
+                     (*SERVICE_NAMES, "supervisor"))
+    report.sections.append(("service logs", logs))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Talking to the services
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except requests.RequestException as error:  # a service restarting: try again
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
+def get_json(url: str, **params: Any) -> Any:
+    response = requests.get(url, params=params or None, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, f"GET {url}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def order_body(lines: Iterable[tuple[str, int]], *, expiry: str = "12/30", post_code: str = "2880") -> dict:
+    return {
+        "basket": [{"id": PRODUCTS[title][0], "title": title, "quantity": quantity} for title, quantity in lines],
+        "shippingAddress": {"address": f"1 Fault Street ({uuid.uuid4().hex[:8]})", "city": "Copenhagen",
+                            "postCode": post_code},
+        "paymentDetail": {"cardNumber": "4242424242424242", "cardholderName": "Fault Tester", "expiry": expiry,
+                          "ccv": "123"},
+    }
+
+
+def amount_cents(body: dict) -> int:
+    prices = {pid: price for pid, price in PRODUCTS.values()}
+    items = sum(prices[line["id"]] * line["quantity"] for line in body["basket"])
+    shipping = int(body["shippingAddress"]["postCode"][-1]) / 2 + 2
+    return round((items + shipping) * 100)
+
+
+def place_order(body: dict) -> dict:
+    response = requests.post(f"{ORDER_URL}/orders", json=body, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 202, f"POST /orders: expected 202, got {response.status_code}: {response.text}"
+    placed = response.json()
+    assert placed.get("orderId") and placed.get("clientCallbackUrl"), placed
+    return placed
+
+
+def get_order(order_id: str) -> dict:
+    return get_json(f"{ORDER_URL}/orders/{order_id}")
+
+
+def wait_for_order(order_id: str, statuses: Iterable[str] = ("completed", "cancelled"), timeout: float = 60) -> dict:
+    wanted = set(statuses)
+
+    def check():
+        order = get_order(order_id)
+        return order if order.get("orderStatus") in wanted else None
+
+    return wait_until(check, timeout, interval=0.1, message=f"order {order_id} reaching {sorted(wanted)}")
+
+
+def saga(order_id: str) -> dict:
+    """`GET /sagas/{orderId}`: the saga summary, its failure, history (timeline) and status events."""
+    return get_json(f"{ORCHESTRATOR_URL}/sagas/{order_id}")
+
+
+def history(order_id: str, step: str | None = None, kind: str | None = None) -> list[dict]:
+    return [line for line in saga(order_id)["history"]
+            if (step is None or line["step"] == step) and (kind is None or line["kind"] == kind)]
+
+
+def stock(title: str) -> int:
+    """Stock on hand of one product, as Inventory (the owner of the stock) reports it."""
+    pid = PRODUCTS[title][0]
+    [row] = [row for row in get_json(f"{INVENTORY_URL}/stock") if row["productId"] == pid]
+    return row["stock"]
+
+
+def payments(order_id: str) -> dict:
+    return get_json(f"{PAYMENT_URL}/payments/{order_id}")
+
+
+def metric(service: str, name: str, **labels: str) -> float:
+    """The sum of every sample of `name` on the service's /metrics whose labels include `labels` (0 if none)."""
+    text = requests.get(f"{URL[service]}/metrics", timeout=HTTP_TIMEOUT).text
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(4))
+    return total
+
+
+def ws_url(placed: dict) -> str:
+    """The order's clientCallbackUrl, pointed at our Notifier (its host is `localhost`, its port ours)."""
+    return placed["clientCallbackUrl"].replace("ws://localhost:", "ws://127.0.0.1:")
+
+
+def read_until(ws, statuses: set[str], timeout: float, seen: list[dict]) -> dict:
+    """Reads WebSocket messages (appending them to `seen`) until one has a status in `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"no WebSocket message with status in {sorted(statuses)} within {timeout}s; "
+                                 f"got {[m.get('status') for m in seen]}")
+        try:
+            message = json.loads(ws.recv(timeout=remaining))
+        except TimeoutError:
+            continue
+        seen.append(message)
+        if message.get("status") in statuses:
+            return message
+
+
+def follow(placed: dict, timeout: float = 60) -> list[dict]:
+    """Every WebSocket message of the order, up to and including the final one."""
+    seen: list[dict] = []
+    with connect(ws_url(placed), open_timeout=10, close_timeout=2) as ws:
+        read_until(ws, FINAL_STATUSES, timeout, seen)
+    return seen
+
+
+def assert_well_formed(messages: list[dict], order_id: str) -> None:
+    """seq 1..n without gap or repeat, one final message and it is the last: what a client expects."""
+    seqs = [m.get("seq") for m in messages]
+    assert seqs == list(range(1, len(messages) + 1)), f"order {order_id}: WebSocket seqs are not 1..n: {seqs}"
+    finals = [m for m in messages if m.get("status") in FINAL_STATUSES]
+    assert finals == [messages[-1]], f"order {order_id}: the final message must come once, last: {messages}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The failure report
+
+
+def describe_order(order_id: str) -> str:
+    """Everything worth seeing about one order, read from every service; never raises."""
+    parts = [f"order id: {order_id}"]
+
+    def section(title: str, read: Callable[[], Any], render: Callable[[Any], str] | None = None) -> None:
+        try:
+            value = read()
+            parts.append(f"--- {title}\n{render(value) if render else json.dumps(value, indent=1)}")
+        except Exception as error:  # noqa: BLE001 - the report must never hide the real failure
+            parts.append(f"--- {title}: unavailable ({error})")
+
+    def render_saga(detail: dict) -> str:
+        s = detail.get("saga", {})
+        lines = [f"saga {s.get('sagaId')}: status={s.get('status')} phase={s.get('phase')} step={s.get('step')} "
+                 f"attempt={s.get('attempt')} failure={detail.get('failure')}"]
+        for h in detail.get("history", []):
+            extra = " ".join(x for x in (
+                f"({h['detail']})" if h.get("detail") else "",
+                f"{h['durationMs']} ms" if h.get("durationMs") is not None else "") if x)
+            lines.append(f"  {h.get('at')}  {h.get('step'):<18} {h.get('kind'):<13} attempt {h.get('attempt')} "
+                         f"{extra}".rstrip())
+        lines.append("status events:")
+        for e in detail.get("events", []):
+            lines.append(f"  #{e.get('seq')} {e.get('status')} {e.get('step') or ''} {e.get('message') or ''}".rstrip())
+        return "\n".join(lines)
+
+    def render_order(order: dict) -> str:
+        keys = ("orderStatus", "errorType", "errorMessage", "paymentAmount", "shippingCost", "createdOn",
+                "updatedOn")
+        return json.dumps({k: order.get(k) for k in keys})
+
+    section("saga timeline (Orchestrator GET /sagas/{orderId})", lambda: saga(order_id), render_saga)
+    section("order (Order GET /orders/{orderId})", lambda: get_order(order_id), render_order)
+    section("payments (Payment GET /payments/{orderId})", lambda: payments(order_id))
+    section("reservation (Inventory GET /reservations/{orderId})",
+            lambda: get_json(f"{INVENTORY_URL}/reservations/{order_id}"))
+    return "\n".join(parts)
