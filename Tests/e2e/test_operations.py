@@ -1,6 +1,8 @@
 """What operators rely on: health, metrics, and the saga monitor API."""
 
+import os
 import re
+import uuid
 
 import pytest
 import requests
@@ -89,3 +91,26 @@ def test_retrying_a_saga_that_is_not_parked_is_409():
     assert response.status_code == 409
     assert response.json()["message"]
     assert sagas_for(placed["orderId"])[0]["status"] == "completed"
+
+
+def test_trace_context_travels_from_the_request_to_every_websocket_push():
+    """The caller's W3C traceparent goes with the order through every AMQP hop into each status event."""
+    traceparent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+    placed = place_order(order_body([("Fish", 1)], post_code="2880"), headers={"traceparent": traceparent})
+    messages = follow(placed["clientCallbackUrl"])
+    assert messages and messages[-1]["status"] == "success"
+    assert {m.get("traceparent") for m in messages} == {traceparent}
+    # The orchestrator's copy of the same events carries it too.
+    detail = requests.get(f"{ORCHESTRATOR_URL}/sagas/{placed['orderId']}", timeout=10).json()
+    assert {e.get("traceparent") for e in detail["events"]} == {traceparent}
+
+
+def test_logs_are_structured_and_carry_the_order_id():
+    """One line per event with key=value metadata: an order's id appears in the gateway's log line for it."""
+    state = os.environ.get("PETS_STATE")
+    if not state:
+        pytest.skip("PETS_STATE is not set: the service logs are not reachable")
+    placed = place_order(order_body([("Fish", 1)], post_code="2880"))
+    follow(placed["clientCallbackUrl"])
+    log = open(os.path.join(state, "logs", "Order.log"), encoding="utf-8", errors="replace").read()
+    assert f"orderId={placed['orderId']}" in log
