@@ -18,8 +18,4 @@ public enum Timestamp {
     public static func string(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
-
-    public static func date(_ string: String) -> Date? {
-        try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(string)
-    }
 }
