@@ -45,11 +45,6 @@ struct OperatorController: Sendable {
         var events: [StatusEvent]
     }
 
-    struct ErrorBody: Codable {
-        var status = "failed"
-        var message: String
-    }
-
     private static let summaryColumns = """
         id, order_id, status, phase, step, attempt,
         to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -65,21 +60,21 @@ struct OperatorController: Sendable {
             let step = parameters.get("step")
             if let status, SagaStatus(rawValue: status) == nil {
                 let known = SagaStatus.allCases.map(\.rawValue).joined(separator: ", ")
-                return .json(ErrorBody(message: "Unknown status \(status); one of \(known)."), status: .badRequest)
+                return .json(FailureBody(message: "Unknown status \(status); one of \(known)."), status: .badRequest)
             }
             for (name, value) in [("orderId", orderId), ("step", step)] {
                 if let value,
                     value.count > 64
                         || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
                 {
-                    return .json(ErrorBody(message: "Invalid \(name)."), status: .badRequest)
+                    return .json(FailureBody(message: "Invalid \(name)."), status: .badRequest)
                 }
             }
             var olderThan = 0.0
             if let text = parameters.get("olderThan") {
                 guard let value = Double(text), value.isFinite, (0...31_536_000).contains(value) else {
                     return .json(
-                        ErrorBody(message: "olderThan must be a number of seconds from 0 to 31536000."),
+                        FailureBody(message: "olderThan must be a number of seconds from 0 to 31536000."),
                         status: .badRequest)
                 }
                 olderThan = value
@@ -88,7 +83,7 @@ struct OperatorController: Sendable {
             if let text = parameters.get("limit") {
                 guard let value = Int(text), (1...1_000).contains(value) else {
                     return .json(
-                        ErrorBody(message: "limit must be a whole number from 1 to 1000."), status: .badRequest)
+                        FailureBody(message: "limit must be a whole number from 1 to 1000."), status: .badRequest)
                 }
                 limit = value
             }
@@ -119,7 +114,7 @@ struct OperatorController: Sendable {
         router.get("sagas/:id") { _, context -> Response in
             let id = try context.parameters.require("id").lowercased()
             guard let detail = try await detail(id) else {
-                return .json(ErrorBody(message: "No saga with id or order id \(id)."), status: .notFound)
+                return .json(FailureBody(message: "No saga with id or order id \(id)."), status: .notFound)
             }
             return .json(detail)
         }
@@ -131,11 +126,11 @@ struct OperatorController: Sendable {
                 var found: (String, String)?
                 for try await row in rows.decode((String, String).self) { found = row }
                 guard let (sagaId, status) = found else {
-                    return .json(ErrorBody(message: "No saga with id or order id \(id)."), status: .notFound)
+                    return .json(FailureBody(message: "No saga with id or order id \(id)."), status: .notFound)
                 }
                 guard status == SagaStatus.needsAttention.rawValue else {
                     return .json(
-                        ErrorBody(
+                        FailureBody(
                             message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."),
                         status: .conflict)
                 }

@@ -19,11 +19,6 @@ struct OrderController: Sendable {
     let logger: Logger
     static let maximumBodySize = 64 * 1024
 
-    struct Failure: Codable {
-        var status = "failed"
-        var message: String
-    }
-
     struct PlacedResponse: Codable {
         var status = "placed"
         var orderId: String
@@ -44,7 +39,7 @@ struct OrderController: Sendable {
         router.get("orders/:orderId") { _, context -> Response in
             let orderId = try context.parameters.require("orderId").lowercased()
             guard let order = try await repository.order(orderId) else {
-                return .json(Failure(message: "No order with id \(orderId)."), status: .notFound)
+                return .json(FailureBody(message: "No order with id \(orderId)."), status: .notFound)
             }
             return .json(order)
         }
@@ -60,27 +55,27 @@ struct OrderController: Sendable {
             bytes = Array(buffer: try await request.collectBody(upTo: Self.maximumBodySize))
         } catch {
             return .json(
-                Failure(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."),
+                FailureBody(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."),
                 status: .contentTooLarge)
         }
         guard String(validating: bytes, as: UTF8.self) != nil else {
-            return .json(Failure(message: "Malformed order: the body is not valid UTF-8."), status: .badRequest)
+            return .json(FailureBody(message: "Malformed order: the body is not valid UTF-8."), status: .badRequest)
         }
         let body: PlaceOrderBody
         do {
             body = try JSONDecoder().decode(PlaceOrderBody.self, from: Data(bytes))
         } catch {
-            return .json(Failure(message: "Malformed order: \(Self.describe(error))"), status: .badRequest)
+            return .json(FailureBody(message: "Malformed order: \(Self.describe(error))"), status: .badRequest)
         }
         let order: ValidOrder
         do {
             order = try OrderValidation.validate(body, catalogue: try await repository.products())
         } catch let error as OrderValidationError {
-            return .json(Failure(message: error.message), status: .badRequest)
+            return .json(FailureBody(message: error.message), status: .badRequest)
         }
         let idempotencyKey = request.headers[.idempotencyKey]
         if let idempotencyKey, idempotencyKey.count > 200 || idempotencyKey.isEmpty {
-            return .json(Failure(message: "Idempotency-Key must be 1 to 200 characters."), status: .badRequest)
+            return .json(FailureBody(message: "Idempotency-Key must be 1 to 200 characters."), status: .badRequest)
         }
         let traceparent = request.headers[.traceparent].flatMap(TraceContext.validated) ?? TraceContext.newTraceparent()
         do {
@@ -95,7 +90,7 @@ struct OrderController: Sendable {
             return .json(PlacedResponse(orderId: placed.orderId, clientCallbackUrl: url), status: .accepted)
         } catch is OrderRepository.IdempotencyConflict {
             return .json(
-                Failure(message: "This Idempotency-Key was used for a different order request."),
+                FailureBody(message: "This Idempotency-Key was used for a different order request."),
                 status: .unprocessableContent)
         }
     }

@@ -2,13 +2,19 @@ import Hummingbird
 import Logging
 import NIOCore
 
+/// The body of every error response: `{"status":"failed","message":...}` (the seed's shape).
+public struct FailureBody: Codable, Sendable {
+    public var status = "failed"
+    public var message: String
+
+    public init(message: String) {
+        self.message = message
+    }
+}
+
 /// Every error leaves a service as JSON, `{"status":"failed","message":...}`: an unknown route or method, a
 /// framework error, or a failure of ours (a database that is restarting answers 503, not a bare 500).
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    struct Failure: Encodable {
-        var status = "failed"
-        var message: String
-    }
 
     public init() {}
 
@@ -24,14 +30,15 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             case .methodNotAllowed: message = "\(request.method) is not allowed on \(request.uri.path)."
             default: message = error.body ?? error.status.reasonPhrase
             }
-            return .json(Failure(message: message), status: error.status)
+            return .json(FailureBody(message: message), status: error.status)
         } catch let error as any HTTPResponseError {
-            return .json(Failure(message: error.status.reasonPhrase), status: error.status)
+            return .json(FailureBody(message: error.status.reasonPhrase), status: error.status)
         } catch {
             context.logger.error(
                 "request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
             return .json(
-                Failure(message: "The service cannot answer right now; try again shortly."), status: .serviceUnavailable
+                FailureBody(message: "The service cannot answer right now; try again shortly."),
+                status: .serviceUnavailable
             )
         }
     }

@@ -43,10 +43,7 @@ extension Router {
             for method in candidates where !allowed.contains(method) {
                 on(RouterPath(path), method: method) { request, _ -> Response in
                     var response = Response.json(
-                        [
-                            "status": "failed",
-                            "message": "\(request.method) is not allowed on \(request.uri.path); use \(allow).",
-                        ],
+                        FailureBody(message: "\(request.method) is not allowed on \(request.uri.path); use \(allow)."),
                         status: .methodNotAllowed)
                     response.headers[.allow] = allow
                     return response

@@ -72,9 +72,7 @@ public struct ServiceRuntime: Sendable {
         return HealthChecks([
             "database": {
                 guard await schemaReady.opened else { return false }
-                return await withTimeout(seconds: 2) {
-                    _ = try await postgres.query("SELECT 1")
-                }
+                return (try? await withDeadline(seconds: 2) { _ = try await postgres.query("SELECT 1") }) != nil
             },
             "broker": { consumers.all.allSatisfy(\.isConnected) && !consumers.all.isEmpty },
         ])
@@ -89,25 +87,4 @@ final class LockedConsumers: @unchecked Sendable {
 
     func append(_ consumer: AMQPConsumer) { lock.withLock { consumers.append(consumer) } }
     var all: [AMQPConsumer] { lock.withLock { consumers } }
-}
-
-/// Runs `work`; false when it throws or takes longer than `seconds`.
-public func withTimeout(seconds: Double, _ work: @escaping @Sendable () async throws -> Void) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            do {
-                try await work()
-                return true
-            } catch {
-                return false
-            }
-        }
-        group.addTask {
-            try? await Task.sleep(for: .seconds(seconds))
-            return false
-        }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
 }
