@@ -100,6 +100,8 @@ ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,images=all,interactive=n
 # In a container the service must listen on every interface (the native default is 127.0.0.1).
 ENV PETS_HTTP_HOST=0.0.0.0
 ENV PETS_WEB_ROOT=/app/Public
+# As scripts/lib.sh starts the services: two malloc arenas, not 8 per core (resident memory).
+ENV MALLOC_ARENA_MAX=2
 
 USER 10001:10001
 # No HEALTHCHECK here: compose.yaml defines one per service (curl GET /health on its port).

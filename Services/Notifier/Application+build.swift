@@ -75,6 +75,6 @@ struct StatusRelay: Service {
             await hub.publish(event)
             delivery.settle(.ack)
         }
-        consumer.shutdown()
+        await consumer.stop()
     }
 }

@@ -5,6 +5,7 @@ import ServiceKit
 @main
 struct OrchestratorApp {
     static func main() async throws {
+        EventLoopExecutor.install()
         let configuration = try ServiceConfiguration(
             name: "orchestrator", defaultPort: 8084, defaultDatabase: "orchestrator")
         Observability.bootstrap(level: configuration.logLevel)

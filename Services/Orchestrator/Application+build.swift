@@ -35,8 +35,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
-        runtime.consume(Queues.orchestratorCommands, handler: handlers.startPlaceOrder),
-        runtime.consume(Queues.orchestratorReplies, handler: handlers.reply),
+        runtime.consume(Queues.orchestratorCommands, writingHandler: handlers.startPlaceOrder),
+        runtime.consume(Queues.orchestratorReplies, writingHandler: handlers.reply),
         SagaTimerService(
             client: runtime.postgres, store: store, relay: runtime.relay, schemaReady: runtime.schemaReady,
             logger: logger))

@@ -120,25 +120,27 @@ struct OperatorController: Sendable {
         }
         router.post("sagas/:id/retry") { _, context -> Response in
             let id = try context.parameters.require("id").lowercased()
-            let result: Response = try await client.transaction(logger: logger) { connection in
+            let (result, outbox): (Response, [OutboxEntry]) = try await client.transaction(logger: logger) {
+                connection in
                 let rows = try await connection.query(
                     "SELECT id, status FROM sagas WHERE id = \(id) OR order_id = \(id) FOR UPDATE", logger: logger)
                 var found: (String, String)?
                 for try await row in rows.decode((String, String).self) { found = row }
                 guard let (sagaId, status) = found else {
-                    return .json(FailureBody(message: "No saga with id or order id \(id)."), status: .notFound)
+                    return (.json(FailureBody(message: "No saga with id or order id \(id)."), status: .notFound), [])
                 }
                 guard status == SagaStatus.needsAttention.rawValue else {
-                    return .json(
-                        FailureBody(
-                            message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."),
-                        status: .conflict)
+                    return (
+                        .json(
+                            FailureBody(
+                                message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."),
+                            status: .conflict), []
+                    )
                 }
-                let outgoing = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
-                try await Outbox.enqueue(outgoing, on: connection, logger: logger)
-                return .json(["status": "retrying", "sagaId": sagaId], status: .accepted)
+                let outbox = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
+                return (.json(["status": "retrying", "sagaId": sagaId], status: .accepted), outbox)
             }
-            relay.notify()
+            relay.send(outbox)
             return result
         }
         router.get("orders/:orderId/events") { _, context -> Response in

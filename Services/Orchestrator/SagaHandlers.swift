@@ -8,7 +8,7 @@ import ServiceKit
 struct SagaHandlers: Sendable {
     let store: SagaStore
 
-    var startPlaceOrder: MessageHandler {
+    var startPlaceOrder: OutboxWritingHandler {
         { [store] delivery, connection in
             guard delivery.message.type == MessageTypes.startPlaceOrder else {
                 throw MalformedMessage(
@@ -19,7 +19,7 @@ struct SagaHandlers: Sendable {
         }
     }
 
-    var reply: MessageHandler {
+    var reply: OutboxWritingHandler {
         { [store] delivery, connection in
             guard delivery.message.type == MessageTypes.reply else {
                 throw MalformedMessage("orchestrator.replies takes replies, got '\(delivery.message.type)'")

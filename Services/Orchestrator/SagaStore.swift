@@ -9,7 +9,8 @@ import SagaEngine
 import ServiceKit
 
 /// Loads saga instances, runs the state machine on them and stores the result with every effect — commands and
-/// status events to the outbox, history lines — in the caller's transaction.
+/// status events to the outbox, history lines — in the caller's transaction. Returns the outbox rows written, for
+/// `OutboxRelay.send(_:)` after the commit.
 struct SagaStore: Sendable {
     let machine: SagaMachine<PlaceOrderData>
     let logger: Logger
@@ -21,7 +22,7 @@ struct SagaStore: Sendable {
 
     /// Creates the order's saga unless it exists, and starts it.
     func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
-        async throws -> [OutgoingMessage]
+        async throws -> [OutboxEntry]
     {
         let sagaId = UUID().uuidString.lowercased()
         var saga = SagaInstance(
@@ -50,7 +51,7 @@ struct SagaStore: Sendable {
     @discardableResult
     func apply(
         _ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], on connection: PostgresConnection
-    ) async throws -> [OutgoingMessage]? {
+    ) async throws -> [OutboxEntry]? {
         guard let (saga, eventSeq) = try await load(sagaId, on: connection) else { return nil }
         var updated = saga
         let effects = machine.handle(event, &updated, now: Date())
@@ -67,14 +68,19 @@ struct SagaStore: Sendable {
         return nil
     }
 
+    /// Stores the saga with its status events, history lines and outgoing messages in one statement: a message's
+    /// whole effect on the orchestrator's database costs one round trip (plus the inbox claim and the load).
     private func save(
         _ saga: SagaInstance<PlaceOrderData>, effects: [SagaEffect], eventSeq: Int, traceHeaders: [String: String],
         on connection: PostgresConnection
-    ) async throws -> [OutgoingMessage] {
+    ) async throws -> [OutboxEntry] {
         var outgoing: [OutgoingMessage] = []
         var seq = eventSeq
         let traceHeaders = saga.data.traceparent.map { ["traceparent": $0] } ?? traceHeaders
         let now = Date()
+        var eventSeqs: [Int] = []
+        var eventBodies: [String] = []
+        var history = HistoryRows()
         for effect in effects {
             switch effect {
             case .send(let queue, let command, _, let body):
@@ -92,11 +98,8 @@ struct SagaStore: Sendable {
                     createdOn: status.isFinalStatus ? saga.data.createdOn : nil,
                     at: Timestamp.string(now), traceparent: saga.data.traceparent)
                 let body = try MessageCodec.encode(event)
-                try await connection.query(
-                    """
-                    INSERT INTO saga_events (order_id, seq, body) VALUES (\(saga.orderId), \(seq), \(String(decoding: body, as: UTF8.self))::jsonb)
-                    """,
-                    logger: logger)
+                eventSeqs.append(seq)
+                eventBodies.append(String(decoding: body, as: UTF8.self))
                 outgoing.append(
                     OutgoingMessage(
                         exchange: Exchanges.status, routingKey: "",
@@ -105,12 +108,7 @@ struct SagaStore: Sendable {
                             headers: traceHeaders, body: body)))
                 count(status)
             case .history(let entry):
-                try await connection.query(
-                    """
-                    INSERT INTO saga_history (saga_id, step, kind, attempt, detail, duration_ms)
-                    VALUES (\(saga.id), \(entry.step), \(entry.kind.rawValue), \(entry.attempt), \(entry.detail), \(entry.durationMs))
-                    """,
-                    logger: logger)
+                history.append(entry)
                 if let duration = entry.durationMs,
                     entry.kind == .succeeded || entry.kind == .failed || entry.kind == .compensated
                 {
@@ -120,15 +118,29 @@ struct SagaStore: Sendable {
             }
         }
         let instance = try Self.encode(saga)
-        try await connection.query(
+        let rows = try OutboxRows(outgoing)
+        let inserted = try await connection.query(
             """
-            UPDATE sagas SET status = \(saga.status.rawValue), phase = \(saga.phase.rawValue),
-                step = \(machine.currentStepName(saga)), attempt = \(saga.attempt), timer_at = \(saga.timer?.at),
-                instance = \(instance)::jsonb, event_seq = \(seq), updated_at = now()
-            WHERE id = \(saga.id)
+            WITH events AS (
+                INSERT INTO saga_events (order_id, seq, body)
+                SELECT \(saga.orderId), s, b::jsonb FROM unnest(\(eventSeqs)::int4[], \(eventBodies)::text[]) AS e(s, b)
+            ), history AS (
+                INSERT INTO saga_history (saga_id, step, kind, attempt, detail, duration_ms)
+                SELECT \(saga.id), st, k, a, NULLIF(d, ''), NULLIF(ms, -1)
+                FROM unnest(\(history.steps)::text[], \(history.kinds)::text[], \(history.attempts)::int4[],
+                            \(history.details)::text[], \(history.durations)::int4[]) WITH ORDINALITY AS h(st, k, a, d, ms, n)
+                ORDER BY n
+            ), saga AS (
+                UPDATE sagas SET status = \(saga.status.rawValue), phase = \(saga.phase.rawValue),
+                    step = \(machine.currentStepName(saga)), attempt = \(saga.attempt), timer_at = \(saga.timer?.at),
+                    instance = \(instance)::jsonb, event_seq = \(seq), updated_at = now()
+                WHERE id = \(saga.id)
+            )
+            \(insertOutbox: rows)
+            ORDER BY n RETURNING id, message_id
             """,
             logger: logger)
-        return outgoing
+        return try await rows.entries(from: inserted, messages: outgoing)
     }
 
     private func count(_ status: StatusEvent.Status) {
@@ -153,4 +165,21 @@ struct SagaStore: Sendable {
 
 extension StatusEvent.Status {
     var isFinalStatus: Bool { self == .success || self == .failed }
+}
+
+/// History lines as column arrays for one multi-row insert; a missing detail or duration travels as '' or -1.
+struct HistoryRows {
+    var steps: [String] = []
+    var kinds: [String] = []
+    var attempts: [Int32] = []
+    var details: [String] = []
+    var durations: [Int32] = []
+
+    mutating func append(_ entry: SagaHistoryEntry) {
+        steps.append(entry.step)
+        kinds.append(entry.kind.rawValue)
+        attempts.append(Int32(clamping: entry.attempt))
+        details.append(entry.detail ?? "")
+        durations.append(entry.durationMs.map { Int32(clamping: $0) } ?? -1)
+    }
 }

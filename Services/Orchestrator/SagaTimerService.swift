@@ -21,8 +21,8 @@ struct SagaTimerService: Service {
         await schemaReady.wait()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                let fired = try await withDeadline(seconds: 30) { try await fireDue() }
-                if fired > 0 { relay.notify() }
+                let (fired, outbox) = try await withDeadline(seconds: 30) { try await fireDue() }
+                relay.send(outbox)
                 if fired == 50 { continue }
             } catch {
                 logger.warning("saga timer scan failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -31,7 +31,7 @@ struct SagaTimerService: Service {
         }
     }
 
-    private func fireDue() async throws -> Int {
+    private func fireDue() async throws -> (Int, [OutboxEntry]) {
         try await client.transaction(logger: logger) { connection in
             let rows = try await connection.query(
                 """
@@ -41,14 +41,13 @@ struct SagaTimerService: Service {
                 logger: logger)
             var ids: [String] = []
             for try await id in rows.decode(String.self) { ids.append(id) }
-            var outgoing: [OutgoingMessage] = []
+            var outbox: [OutboxEntry] = []
             for id in ids {
-                if let messages = try await store.apply(.timerFired, sagaId: id, on: connection) {
-                    outgoing += messages
+                if let written = try await store.apply(.timerFired, sagaId: id, on: connection) {
+                    outbox += written
                 }
             }
-            try await Outbox.enqueue(outgoing, on: connection, logger: logger)
-            return ids.count
+            return (ids.count, outbox)
         }
     }
 }

@@ -60,7 +60,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     app.addServices(
         runtime.postgres, runtime.relay,
         runtime.consume(Queues.orderCommands, handler: commands.handler),
-        runtime.consume(Queues.orderEvents, handler: handlers.projectEvent))
+        runtime.project(Queues.orderEvents, handler: handlers.projectEvent))
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { _ in try await repository.seedCatalogue() })
     }

@@ -82,7 +82,7 @@ struct OrderController: Sendable {
             let placed = try await repository.place(
                 order, idempotencyKey: idempotencyKey,
                 requestHash: OrderRepository.hash(try MessageCodec.encode(order)), traceparent: traceparent)
-            if placed.created { relay.notify() }
+            relay.send(placed.outbox)
             var logger = logger
             logger[metadataKey: "orderId"] = "\(placed.orderId)"
             logger.info(placed.created ? "order placed" : "order returned for a repeated idempotency key")

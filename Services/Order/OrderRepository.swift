@@ -6,21 +6,27 @@ import Messaging
 import Persistence
 import PostgresNIO
 import ServiceKit
+import Synchronization
 
 /// The `orders` database: orders, the catalogue projection and each order's status history.
 struct OrderRepository: Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// Titles and prices, read once: they change only with the seed at start, and every order is checked against
+    /// them (a query per order saved).
+    private let productCache = ProductCache()
 
     struct Placed: Sendable {
         var orderId: String
         /// False when an earlier request with the same idempotency key placed it.
         var created: Bool
+        /// The committed message that starts the saga, for the relay (empty when not created).
+        var outbox: [OutboxEntry] = []
     }
 
     struct IdempotencyConflict: Error {}
 
-    /// Stores the order and, in the same transaction, the message that starts its saga.
+    /// Stores the order and, atomically with it, the message that starts its saga.
     func place(_ order: ValidOrder, idempotencyKey: String?, requestHash: String, traceparent: String) async throws
         -> Placed
     {
@@ -30,35 +36,38 @@ struct OrderRepository: Sendable {
         let address = String(
             decoding: try MessageCodec.encode(
                 ShippingAddress(address: order.address, city: order.city, postCode: order.postCode)), as: UTF8.self)
-        return try await client.transaction(logger: logger) { connection in
-            let inserted = try await connection.query(
-                """
+        let start = StartPlaceOrder(
+            orderId: orderId, lines: order.lines, postCode: order.postCode, card: order.card,
+            createdOn: Timestamp.string(now))
+        let message = try OutgoingMessage.make(
+            routingKey: Queues.orchestratorCommands, type: MessageTypes.startPlaceOrder, correlationID: orderId,
+            headers: ["traceparent": traceparent], body: start)
+        let rows = try OutboxRows([message])
+        // One statement, so atomic without a transaction: the order and its outbox row, or (a repeated
+        // idempotency key) neither.
+        let inserted = try await client.query(
+            """
+            WITH placed AS (
                 INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
                                     idempotency_key, request_hash, created_on, updated_on)
                 VALUES (\(orderId), 'placed', \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
                         \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now))
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
-                """,
-                logger: logger
-            ).collect()
-            guard !inserted.isEmpty else {
-                let rows = try await connection.query(
-                    "SELECT id, request_hash FROM orders WHERE idempotency_key = \(idempotencyKey)", logger: logger)
-                for try await (existing, hash) in rows.decode((String, String?).self) {
-                    guard hash == requestHash else { throw IdempotencyConflict() }
-                    return Placed(orderId: existing, created: false)
-                }
-                throw IdempotencyConflict()
-            }
-            let start = StartPlaceOrder(
-                orderId: orderId, lines: order.lines, postCode: order.postCode, card: order.card,
-                createdOn: Timestamp.string(now))
-            let message = try OutgoingMessage.make(
-                routingKey: Queues.orchestratorCommands, type: MessageTypes.startPlaceOrder, correlationID: orderId,
-                headers: ["traceparent": traceparent], body: start)
-            try await Outbox.enqueue([message], on: connection, logger: logger)
-            return Placed(orderId: orderId, created: true)
+            )
+            \(insertOutbox: rows)
+            WHERE EXISTS (SELECT 1 FROM placed)
+            RETURNING id, message_id
+            """,
+            logger: logger)
+        let outbox = try await rows.entries(from: inserted, messages: [message])
+        if !outbox.isEmpty { return Placed(orderId: orderId, created: true, outbox: outbox) }
+        let existing = try await client.query(
+            "SELECT id, request_hash FROM orders WHERE idempotency_key = \(idempotencyKey)", logger: logger)
+        for try await (existingId, hash) in existing.decode((String, String?).self) {
+            guard hash == requestHash else { throw IdempotencyConflict() }
+            return Placed(orderId: existingId, created: false)
         }
+        throw IdempotencyConflict()
     }
 
     func order(_ id: String) async throws -> OrderView? {
@@ -110,6 +119,13 @@ struct OrderRepository: Sendable {
 
     /// The catalogue's products keyed by id, for pricing orders.
     func products() async throws -> [String: CatalogueProduct] {
+        if let cached = productCache.products { return cached }
+        let products = try await loadProducts()
+        if !products.isEmpty { productCache.products = products }
+        return products
+    }
+
+    private func loadProducts() async throws -> [String: CatalogueProduct] {
         var products: [String: CatalogueProduct] = [:]
         let rows = try await client.query(
             "SELECT id, title, unit_price_cents, image_url FROM catalogue", logger: logger)
@@ -222,5 +238,14 @@ struct OrderView: Codable, Sendable {
         createdOn = row.9
         updatedOn = row.10
         history = try JSONDecoder().decode([HistoryEntry].self, from: Data(row.11.utf8))
+    }
+}
+
+/// The catalogue's titles and prices once loaded (see `OrderRepository.products()`).
+final class ProductCache: Sendable {
+    private let cached = Mutex<[String: CatalogueProduct]?>(nil)
+    var products: [String: CatalogueProduct]? {
+        get { cached.withLock { $0 } }
+        set { cached.withLock { $0 = newValue } }
     }
 }

@@ -31,6 +31,8 @@ public final class AMQPConsumer: @unchecked Sendable {
     private let stream: AsyncStream<AMQPDelivery>
     private let continuation: AsyncStream<AMQPDelivery>.Continuation
     private let finished = DispatchSemaphore(value: 0)
+    private var exited = false
+    private var exitWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameters:
     ///   - queue: the queue to consume; for an exclusive queue, the label it has in `topology`.
@@ -97,6 +99,27 @@ public final class AMQPConsumer: @unchecked Sendable {
         if wasStarted { finished.wait() } else { continuation.finish() }
     }
 
+    /// `shutdown()` for async callers: waits for the thread without blocking one of the caller's threads.
+    public func stop() async {
+        let wasStarted = lock.withLock {
+            stopped = true
+            return started
+        }
+        wake()
+        guard wasStarted else {
+            continuation.finish()
+            return
+        }
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let done = lock.withLock {
+                if exited { return true }
+                exitWaiters.append(waiter)
+                return false
+            }
+            if done { waiter.resume() }
+        }
+    }
+
     private func settle(generation: UInt64, tag: UInt64, settlement: DeliverySettlement) {
         lock.withLock { pendingSettlements.append((generation, tag, settlement)) }
         wake()
@@ -113,6 +136,12 @@ public final class AMQPConsumer: @unchecked Sendable {
         defer {
             continuation.finish()
             finished.signal()
+            let waiters = lock.withLock {
+                exited = true
+                defer { exitWaiters = [] }
+                return exitWaiters
+            }
+            waiters.forEach { $0.resume() }
         }
         var backoff = 0.1
         while !isStopped {

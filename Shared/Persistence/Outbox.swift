@@ -9,21 +9,86 @@ import PostgresNIO
 /// and the `OutboxRelay` sends them after commit. Nothing is published that was not committed, and nothing committed
 /// is lost.
 public enum Outbox {
+    /// Writes `messages` to the outbox in one statement; returns them with their row ids, for
+    /// `OutboxRelay.send(_:)` once the transaction has committed.
+    @discardableResult
     public static func enqueue(_ messages: [OutgoingMessage], on connection: PostgresConnection, logger: Logger)
-        async throws
+        async throws -> [OutboxEntry]
     {
+        guard !messages.isEmpty else { return [] }
+        let rows = try OutboxRows(messages)
+        let inserted = try await connection.query(
+            "\(insertOutbox: rows) ORDER BY n RETURNING id, message_id", logger: logger)
+        return try await rows.entries(from: inserted, messages: messages)
+    }
+}
+
+/// A committed outbox row: its id (to delete it once the broker has it) and the message.
+public struct OutboxEntry: Sendable {
+    public let id: Int64
+    public let outgoing: OutgoingMessage
+}
+
+/// Outgoing messages as column arrays, for one multi-row `INSERT ... SELECT FROM unnest(...)`. Optional properties
+/// travel as empty strings and are turned back into NULLs by the statement.
+public struct OutboxRows: Sendable {
+    public var exchanges: [String] = []
+    public var routingKeys: [String] = []
+    public var messageIDs: [String] = []
+    public var types: [String] = []
+    public var correlationIDs: [String] = []
+    public var replyTos: [String] = []
+    public var headers: [String] = []
+    public var contentTypes: [String] = []
+    public var bodies: [ByteBuffer] = []
+
+    public init(_ messages: [OutgoingMessage]) throws {
         for outgoing in messages {
             let message = outgoing.message
-            let headers = String(decoding: try MessageCodec.encode(message.headers), as: UTF8.self)
-            try await connection.query(
-                """
-                INSERT INTO outbox (exchange, routing_key, message_id, type, correlation_id, reply_to, headers, content_type, body)
-                VALUES (\(outgoing.exchange), \(outgoing.routingKey), \(message.messageID), \(message.type),
-                        \(message.correlationID), \(message.replyTo), \(headers)::jsonb, \(message.contentType),
-                        \(ByteBuffer(bytes: message.body)))
-                """,
-                logger: logger)
+            exchanges.append(outgoing.exchange)
+            routingKeys.append(outgoing.routingKey)
+            messageIDs.append(message.messageID)
+            types.append(message.type)
+            correlationIDs.append(message.correlationID ?? "")
+            replyTos.append(message.replyTo ?? "")
+            headers.append(String(decoding: try MessageCodec.encode(message.headers), as: UTF8.self))
+            contentTypes.append(message.contentType)
+            bodies.append(ByteBuffer(bytes: message.body))
         }
+    }
+
+    /// Pairs the `(id, message_id)` rows an insert returned with the messages.
+    public func entries(from rows: PostgresRowSequence, messages: [OutgoingMessage]) async throws -> [OutboxEntry] {
+        var ids: [String: Int64] = [:]
+        for try await (id, messageID) in rows.decode((Int64, String).self) { ids[messageID] = id }
+        return messages.compactMap { outgoing in
+            ids[outgoing.message.messageID].map { OutboxEntry(id: $0, outgoing: outgoing) }
+        }
+    }
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// `INSERT INTO outbox (...) SELECT ... FROM unnest(...) AS o(..., n)` for `rows`, `n` numbering them in order;
+    /// the caller adds what follows (`WHERE`, `ORDER BY n`, `RETURNING id, message_id`). A fragment, so a statement
+    /// can write its outbox rows beside other changes (a CTE) in one round trip.
+    public mutating func appendInterpolation(insertOutbox rows: OutboxRows) {
+        appendLiteral(
+            """
+            INSERT INTO outbox (exchange, routing_key, message_id, type, correlation_id, reply_to, headers,
+                                content_type, body)
+            SELECT e, r, m, t, NULLIF(c, ''), NULLIF(p, ''), h::jsonb, ct, b
+            FROM unnest(
+            """)
+        let textColumns = [
+            rows.exchanges, rows.routingKeys, rows.messageIDs, rows.types, rows.correlationIDs, rows.replyTos,
+            rows.headers, rows.contentTypes,
+        ]
+        for values in textColumns {
+            appendInterpolation(values)
+            appendLiteral("::text[], ")
+        }
+        appendInterpolation(rows.bodies)
+        appendLiteral("::bytea[]) WITH ORDINALITY AS o(e, r, m, t, c, p, h, ct, b, n)")
     }
 }
 
@@ -31,11 +96,15 @@ public enum Outbox {
 /// message is recognised and skipped.
 public enum Inbox {
     /// Claims `messageID`; false when it was handled before (the transaction should then change nothing).
-    public static func claim(_ messageID: String, type: String, on connection: PostgresConnection, logger: Logger)
-        async throws -> Bool
-    {
+    /// `deleting`: ids of sent outbox rows to delete in the same statement (see `OutboxRelay.takeSent()`), so their
+    /// deletion costs no round trip of its own.
+    public static func claim(
+        _ messageID: String, type: String, deleting sent: [Int64] = [], on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Bool {
         let rows = try await connection.query(
             """
+            WITH sent AS (DELETE FROM outbox WHERE id = ANY(\(sent)))
             INSERT INTO inbox (message_id, message_type) VALUES (\(messageID), \(type))
             ON CONFLICT (message_id) DO NOTHING RETURNING 1
             """,

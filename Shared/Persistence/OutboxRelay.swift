@@ -5,38 +5,105 @@ import Metrics
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// Sends committed outbox rows to the broker and deletes them once the broker confirmed them.
 ///
-/// A batch is locked with `FOR UPDATE SKIP LOCKED`, so replicas relay side by side without sending a row twice in
-/// the normal case. A crash between the broker's confirm and the delete sends a batch again: consumers' inboxes
-/// drop the duplicates. Wakes when `notify()` says a transaction committed new rows, and polls in any case.
+/// Two paths. The fast one: whoever committed rows hands them to `send(_:)`, which publishes them at once (concurrent
+/// sends share one confirm round trip on the publisher's thread) and queues their ids; a deleter removes the
+/// confirmed ids in batches. No query runs between a commit and its publish. The safe one: a poller sends, in a
+/// transaction that locks them (`FOR UPDATE SKIP LOCKED`, so replicas share the work), the rows nobody is sending:
+/// rows older than `recoveryAge` that this process does not hold in memory, left behind by a crash, a failed
+/// publish or another replica. A crash between a confirm and the delete sends a row again; consumers' inboxes drop
+/// the copy.
 public final class OutboxRelay: Service, Sendable {
     private let client: PostgresClient
     private let publisher: AMQPPublisher
     private let logger: Logger
     private let batchSize: Int
     private let pollInterval: Duration
+    private let recoveryAge: Duration
     private let wakeups: AsyncStream<Void>
     private let wakeupContinuation: AsyncStream<Void>.Continuation
+    private let deletions: AsyncStream<Void>
+    private let deletionContinuation: AsyncStream<Void>.Continuation
+    /// Ids this process is publishing or has had confirmed and not yet deleted: the poller leaves them alone.
+    private let held = Mutex(Held())
     private let published = Counter(label: "pets_outbox_published_total")
     private let lag = Timer(label: "pets_outbox_lag_seconds")
     private let backlog = Gauge(label: "pets_outbox_backlog")
     private let oldest = Gauge(label: "pets_outbox_oldest_seconds")
 
+    private struct Held {
+        var sending: Set<Int64> = []
+        var confirmed: [Int64] = []
+        var deleting: Set<Int64> = []
+        var all: [Int64] { Array(sending) + confirmed + Array(deleting) }
+    }
+
     public init(
         client: PostgresClient, publisher: AMQPPublisher, logger: Logger, batchSize: Int = 256,
-        pollInterval: Duration = .milliseconds(250)
+        pollInterval: Duration = .milliseconds(500), recoveryAge: Duration = .seconds(1)
     ) {
         self.client = client
         self.publisher = publisher
         self.logger = logger
         self.batchSize = batchSize
         self.pollInterval = pollInterval
+        self.recoveryAge = recoveryAge
         (wakeups, wakeupContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (deletions, deletionContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Call after a transaction that wrote outbox rows has committed.
+    /// Publishes rows whose transaction has committed, without waiting. Rows that fail to publish stay in the outbox
+    /// and the poller sends them.
+    public func send(_ entries: [OutboxEntry]) {
+        guard !entries.isEmpty else { return }
+        let ids = entries.map(\.id)
+        held.withLock { $0.sending.formUnion(ids) }
+        let started = ContinuousClock.now
+        Task { [publisher, logger] in
+            do {
+                try await publisher.publish(entries.map(\.outgoing))
+                Self.crashIfInjected(after: entries.map(\.outgoing))
+                held.withLock {
+                    $0.sending.subtract(ids)
+                    $0.confirmed += ids
+                }
+                published.increment(by: ids.count)
+                lag.recordSeconds((ContinuousClock.now - started).inSeconds)
+                deletionContinuation.yield()
+            } catch {
+                held.withLock { $0.sending.subtract(ids) }
+                logger.warning(
+                    "publish failed; the outbox poller will send these", metadata: ["error": "\(error)"])
+                wakeupContinuation.yield()
+            }
+        }
+    }
+
+    /// Hands over the ids of sent rows for the caller to delete in a transaction of its own (saving the relay a
+    /// statement and a commit); the caller reports the outcome with `deleted(_:committed:)`.
+    public func takeSent() -> [Int64] {
+        held.withLock { held in
+            let ids = held.confirmed
+            held.confirmed = []
+            held.deleting.formUnion(ids)
+            return ids
+        }
+    }
+
+    /// After `takeSent()`: the caller's transaction committed (the rows are gone) or not (the relay deletes them).
+    public func deleted(_ ids: [Int64], committed: Bool) {
+        guard !ids.isEmpty else { return }
+        held.withLock {
+            $0.deleting.subtract(ids)
+            if !committed { $0.confirmed += ids }
+        }
+        if !committed { deletionContinuation.yield() }
+    }
+
+    /// Asks the poller to look at once for rows of any age (for writers that do not pass their rows to `send`).
     public func notify() {
         wakeupContinuation.yield()
     }
@@ -53,11 +120,21 @@ public final class OutboxRelay: Service, Sendable {
             ticker.cancel()
             publisher.shutdown()
         }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.deleteConfirmed() }
+            await self.poll()
+            // Graceful shutdown: the last deletes, then one last pass so committed messages leave before we do.
+            self.deletionContinuation.finish()
+        }
+        try? await drain(minimumAge: .zero)
+    }
+
+    private func poll() async {
         var backoff = 0.1
         var lastMeasured = ContinuousClock.now - .seconds(60)
         for await _ in wakeups.cancelOnGracefulShutdown() {
             do {
-                try await drain()
+                try await drain(minimumAge: recoveryAge)
                 if ContinuousClock.now - lastMeasured > .seconds(5) {
                     lastMeasured = .now
                     try await measureBacklog()
@@ -71,14 +148,56 @@ public final class OutboxRelay: Service, Sendable {
                 backoff = min(backoff * 2, 5)
             }
         }
-        // Graceful shutdown: one last pass so committed messages leave before the process does.
-        try? await drain()
     }
 
-    /// Relays until the outbox is empty.
-    public func drain() async throws {
+    /// Deletes confirmed rows that no consumer took along (`takeSent()`) within a moment, as many as have gathered,
+    /// one statement at a time; at shutdown, what is left.
+    private func deleteConfirmed() async {
+        for await _ in deletions {
+            try? await Task.sleep(for: .milliseconds(100))
+            await deleteHeld(attempts: .max)
+        }
+        await deleteHeld(attempts: 3)
+    }
+
+    private func deleteHeld(attempts: Int) async {
+        var backoff = 0.1
+        var failures = 0
         while true {
-            let sent = try await withDeadline(seconds: 30) { try await self.relayBatch() }
+            let ids = takeSent()
+            if ids.isEmpty { return }
+            do {
+                try await withDeadline(seconds: 30) {
+                    try await self.client.transaction(logger: self.logger) { connection in
+                        // Need not wait for the disk: a delete lost in a crash sends the rows again, and the
+                        // consumers' inboxes drop the copies. One fsync less per message hop.
+                        try await connection.query("SET LOCAL synchronous_commit = off", logger: self.logger)
+                        try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: self.logger)
+                    }
+                }
+                held.withLock { $0.deleting.subtract(ids) }
+                backoff = 0.1
+            } catch {
+                held.withLock {
+                    $0.deleting.subtract(ids)
+                    $0.confirmed += ids
+                }
+                failures += 1
+                // Giving up only re-sends these rows later (and the inboxes drop the copies).
+                if failures >= attempts { return }
+                logger.warning(
+                    "deleting sent outbox rows failed; retrying",
+                    metadata: ["error": "\(String(reflecting: error))", "retryIn": "\(backoff)s"])
+                try? await Task.sleep(for: .seconds(backoff))
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    /// Relays rows of at least `minimumAge` that this process does not hold, until none are left.
+    public func drain(minimumAge: Duration = .zero) async throws {
+        while true {
+            let sent = try await withDeadline(seconds: 30) { try await self.relayBatch(minimumAge: minimumAge) }
             if sent < batchSize { return }
         }
     }
@@ -94,16 +213,26 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
-    private func relayBatch() async throws -> Int {
-        try await client.transaction(logger: logger) { connection in
-            // Deleting sent rows need not wait for the disk: if the delete is lost in a crash, the rows are sent
-            // again and the consumers' inboxes drop the copies. One fsync less per message hop.
+    private func relayBatch(minimumAge: Duration) async throws -> Int {
+        let seconds = minimumAge.inSeconds
+        let held = self.held.withLock { $0.all }
+        // A cheap look first, outside a transaction: most polls find nothing.
+        let waiting = try await client.query(
+            """
+            SELECT 1 FROM outbox WHERE created_at <= now() - make_interval(secs => \(seconds))
+              AND id <> ALL(\(held)) LIMIT 1
+            """,
+            logger: logger
+        ).collect()
+        if waiting.isEmpty { return 0 }
+        return try await client.transaction(logger: logger) { connection in
             try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
             let rows = try await connection.query(
                 """
                 SELECT id, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,
                        content_type, body, extract(epoch FROM now() - created_at)::float8
-                FROM outbox ORDER BY id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
+                FROM outbox WHERE created_at <= now() - make_interval(secs => \(seconds)) AND id <> ALL(\(held))
+                ORDER BY id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
                 """,
                 logger: logger)
             var ids: [Int64] = []
@@ -127,16 +256,26 @@ public final class OutboxRelay: Service, Sendable {
             }
             guard !ids.isEmpty else { return 0 }
             try await publisher.publish(messages)
-            if FaultInjection.isEnabled,
-                let type = messages.map(\.message.type).first(where: { FaultInjection.isActive(.crashAfterPublish, $0) }
-                )
-            {
-                FaultInjection.crash("published \(type), outbox rows not deleted")
-            }
+            Self.crashIfInjected(after: messages)
             try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: logger)
             published.increment(by: ids.count)
             lag.recordSeconds(oldest)
             return ids.count
         }
+    }
+
+    private static func crashIfInjected(after messages: [OutgoingMessage]) {
+        if FaultInjection.isEnabled,
+            let type = messages.map(\.message.type).first(where: { FaultInjection.isActive(.crashAfterPublish, $0) })
+        {
+            FaultInjection.crash("published \(type), outbox rows not deleted")
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -16,6 +16,14 @@ public struct MalformedMessage: Error, CustomStringConvertible {
 /// transaction).
 public typealias MessageHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> [OutgoingMessage]
 
+/// A `MessageHandler` that writes its outgoing messages to the outbox itself (to fold them into a statement of its
+/// own) and returns the rows written.
+public typealias OutboxWritingHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> [OutboxEntry]
+
+/// Applies a message that is idempotent by itself (an insert that ignores a repeat, an update guarded by a version)
+/// and causes no messages: one statement, no transaction, no inbox row. For projections of events.
+public typealias ProjectionHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> Void
+
 /// Consumes a queue: for each delivery, one transaction claims its id in the inbox, applies it and writes its
 /// outgoing messages to the outbox; the delivery is acked only after that commit. A duplicate is acked without
 /// effect. A transient database failure is retried with backoff while the delivery stays unacked; a malformed
@@ -27,16 +35,35 @@ public final class MessageConsumerService: Service, Sendable {
     private let schemaReady: ReadinessGate
     private let concurrency: Int
     private let logger: Logger
-    private let handler: MessageHandler
+    private let handler: Handling
     private let consumed: Counter
     private let duplicates: Counter
     private let deadLettered: Counter
     private let redelivered: Counter
     private let handling: Timer
 
-    public init(
+    /// What a message does to the database; see the handler types.
+    public enum Handling: Sendable {
+        /// In a transaction with the inbox claim; the returned messages go to the outbox.
+        case transactional(MessageHandler)
+        /// In a transaction with the inbox claim; the handler writes the outbox itself.
+        case writesOutbox(OutboxWritingHandler)
+        /// No transaction, no inbox: the handler is idempotent by itself.
+        case projection(ProjectionHandler)
+    }
+
+    public convenience init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
         concurrency: Int = 16, logger: Logger, handler: @escaping MessageHandler
+    ) {
+        self.init(
+            queue: queue, consumer: consumer, client: client, relay: relay, schemaReady: schemaReady,
+            concurrency: concurrency, logger: logger, handling: .transactional(handler))
+    }
+
+    public init(
+        queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
+        concurrency: Int = 16, logger: Logger, handling: Handling
     ) {
         self.consumer = consumer
         self.client = client
@@ -46,13 +73,13 @@ public final class MessageConsumerService: Service, Sendable {
         var logger = logger
         logger[metadataKey: "queue"] = "\(queue)"
         self.logger = logger
-        self.handler = handler
+        self.handler = handling
         let dimensions = [("queue", queue)]
         consumed = Counter(label: "pets_messages_consumed_total", dimensions: dimensions)
         duplicates = Counter(label: "pets_messages_duplicate_total", dimensions: dimensions)
         deadLettered = Counter(label: "pets_messages_dead_lettered_total", dimensions: dimensions)
         redelivered = Counter(label: "pets_messages_redelivered_total", dimensions: dimensions)
-        handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
+        self.handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
     }
 
     /// How long one attempt at a message may take before it is abandoned and retried.
@@ -70,7 +97,7 @@ public final class MessageConsumerService: Service, Sendable {
                 }
             }
         }
-        consumer.shutdown()
+        await consumer.stop()
     }
 
     private func process(_ delivery: AMQPDelivery) async {
@@ -92,23 +119,16 @@ public final class MessageConsumerService: Service, Sendable {
                 }
                 // A deadline on the whole transaction: after a database restart an attempt has been seen to hang
                 // in the connection pool; it is abandoned and tried again (the inbox makes that safe).
-                let applied = try await withDeadline(seconds: Self.attemptDeadline) { [client, handler, logger] in
-                    try await client.transaction(logger: logger) { connection in
-                        guard
-                            try await Inbox.claim(
-                                delivery.message.messageID, type: delivery.message.type, on: connection, logger: logger)
-                        else { return false }
-                        let outgoing = try await handler(delivery, connection)
-                        try await Outbox.enqueue(outgoing, on: connection, logger: logger)
-                        return true
-                    }
+                let outbox: [OutboxEntry]? = try await withDeadline(seconds: Self.attemptDeadline) {
+                    try await self.apply(delivery)
                 }
+                let applied = outbox != nil
                 if applied && FaultInjection.isActive(.crashAfterCommit, delivery.message.type) {
                     FaultInjection.crash("committed \(delivery.message.type) \(delivery.message.messageID), not acked")
                 }
                 delivery.settle(.ack)
-                if applied {
-                    relay.notify()
+                if let outbox {
+                    relay.send(outbox)
                     consumed.increment()
                 } else {
                     duplicates.increment()
@@ -141,6 +161,46 @@ public final class MessageConsumerService: Service, Sendable {
                 try? await Task.sleep(for: .seconds(backoff))
                 backoff = min(backoff * 2, 5)
             }
+        }
+    }
+}
+
+extension MessageConsumerService {
+    /// One attempt at `delivery`: the outbox rows it wrote, or nil when the inbox knew it already.
+    fileprivate func apply(_ delivery: AMQPDelivery) async throws -> [OutboxEntry]? {
+        let message = delivery.message
+        switch handler {
+        case .transactional(let handler):
+            return try await claimingTransaction(message) { connection in
+                try await Outbox.enqueue(try await handler(delivery, connection), on: connection, logger: self.logger)
+            }
+        case .writesOutbox(let handler):
+            return try await claimingTransaction(message) { connection in try await handler(delivery, connection) }
+        case .projection(let handler):
+            try await client.withConnection { connection in try await handler(delivery, connection) }
+            return []
+        }
+    }
+
+    /// A transaction that claims the message in the inbox (deleting sent outbox rows on the way) and then runs
+    /// `body`; nil without running it when the message is a duplicate.
+    private func claimingTransaction(
+        _ message: AMQPMessage, _ body: @escaping (PostgresConnection) async throws -> [OutboxEntry]
+    ) async throws -> [OutboxEntry]? {
+        let sent = relay.takeSent()
+        do {
+            let result = try await client.transaction(logger: logger) { connection -> [OutboxEntry]? in
+                guard
+                    try await Inbox.claim(
+                        message.messageID, type: message.type, deleting: sent, on: connection, logger: self.logger)
+                else { return nil }
+                return try await body(connection)
+            }
+            relay.deleted(sent, committed: true)
+            return result
+        } catch {
+            relay.deleted(sent, committed: false)
+            throw error
         }
     }
 }

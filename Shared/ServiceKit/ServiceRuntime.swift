@@ -36,13 +36,33 @@ public struct ServiceRuntime: Sendable {
     public func consume(
         _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, handler: @escaping MessageHandler
     ) -> MessageConsumerService {
+        consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .transactional(handler))
+    }
+
+    /// A consumer of `queue` whose handler writes its own outbox rows (see `OutboxWritingHandler`).
+    public func consume(
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, writingHandler: @escaping OutboxWritingHandler
+    ) -> MessageConsumerService {
+        consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .writesOutbox(writingHandler))
+    }
+
+    /// A consumer of `queue` whose handler is idempotent by itself and sends nothing (see `ProjectionHandler`).
+    public func project(
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, handler: @escaping ProjectionHandler
+    ) -> MessageConsumerService {
+        consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .projection(handler))
+    }
+
+    private func consumer(
+        _ queue: String, prefetch: UInt16, concurrency: Int, handling: MessageConsumerService.Handling
+    ) -> MessageConsumerService {
         let consumer = AMQPConsumer(
             configuration: configuration.amqp, topology: PetsTopology.durable, queue: queue, prefetch: prefetch,
             logger: logger)
         consumers.append(consumer)
         return MessageConsumerService(
             queue: queue, consumer: consumer, client: postgres, relay: relay, schemaReady: schemaReady,
-            concurrency: concurrency, logger: logger, handler: handler)
+            concurrency: concurrency, logger: logger, handling: handling)
     }
 
     /// Migrates the schema and runs `seed`, waiting for the database as long as it takes (no crash loop while it
