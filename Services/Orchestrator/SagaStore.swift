@@ -60,12 +60,24 @@ struct SagaStore: Sendable {
 
     func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
     {
-        let rows = try await connection.query(
-            "SELECT instance::text, event_seq FROM sagas WHERE id = \(sagaId) FOR UPDATE", logger: logger)
-        for try await (instance, eventSeq) in rows.decode((String, Int).self) {
+        for try await (instance, eventSeq) in try await connection.execute(LoadStatement(sagaId: sagaId), logger: logger) {
             return (try Self.decode(instance), eventSeq)
         }
         return nil
+    }
+
+    /// `load`'s query, prepared once per connection.
+    struct LoadStatement: PostgresPreparedStatement {
+        static let name = "pets_saga_load"
+        static let sql = "SELECT instance::text, event_seq FROM sagas WHERE id = $1 FOR UPDATE"
+        typealias Row = (String, Int)
+        let sagaId: String
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings()
+            try bindings.append(sagaId)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// Stores the saga with its status events, history lines and outgoing messages in one statement: a message's
@@ -78,7 +90,7 @@ struct SagaStore: Sendable {
         var seq = eventSeq
         let traceHeaders = saga.data.traceparent.map { ["traceparent": $0] } ?? traceHeaders
         let now = Date()
-        var eventSeqs: [Int] = []
+        var eventSeqs: [Int32] = []
         var eventBodies: [String] = []
         var history = HistoryRows()
         for effect in effects {
@@ -98,7 +110,7 @@ struct SagaStore: Sendable {
                     createdOn: status.isFinalStatus ? saga.data.createdOn : nil,
                     at: Timestamp.string(now), traceparent: saga.data.traceparent)
                 let body = try MessageCodec.encode(event)
-                eventSeqs.append(seq)
+                eventSeqs.append(Int32(seq))
                 eventBodies.append(String(decoding: body, as: UTF8.self))
                 outgoing.append(
                     OutgoingMessage(
@@ -117,30 +129,61 @@ struct SagaStore: Sendable {
                 }
             }
         }
-        let instance = try Self.encode(saga)
-        let rows = try OutboxRows(outgoing)
-        let inserted = try await connection.query(
+        let save = SaveStatement(
+            SaveStatement.Values(
+                sagaId: saga.id, orderId: saga.orderId, eventSeqs: eventSeqs, eventBodies: eventBodies,
+                history: history, status: saga.status.rawValue, phase: saga.phase.rawValue,
+                step: machine.currentStepName(saga), attempt: saga.attempt, timerAt: saga.timer?.at,
+                instance: try Self.encode(saga), eventSeq: seq, outbox: try OutboxRows(outgoing)))
+        return try await OutboxRows.entries(
+            from: try await connection.execute(save, logger: logger), messages: outgoing)
+    }
+
+    /// `save`'s statement, prepared once per connection (its text does not depend on the values).
+    struct SaveStatement: PostgresPreparedStatement {
+        struct Values {
+            var sagaId = "", orderId = ""
+            var eventSeqs: [Int32] = [], eventBodies: [String] = []
+            var history = HistoryRows()
+            var status = "", phase = "", step: String? = nil
+            var attempt = 0
+            var timerAt: Date? = nil
+            var instance = "{}"
+            var eventSeq = 0
+            var outbox = OutboxRows()
+        }
+
+        static let name = "pets_saga_save"
+        static let sql = query(Values()).sql
+        typealias Row = (Int64, String)
+        let query: PostgresQuery
+
+        init(_ values: Values) { query = Self.query(values) }
+
+        static func query(_ v: Values) -> PostgresQuery {
             """
             WITH events AS (
                 INSERT INTO saga_events (order_id, seq, body)
-                SELECT \(saga.orderId), s, b::jsonb FROM unnest(\(eventSeqs)::int4[], \(eventBodies)::text[]) AS e(s, b)
+                SELECT \(v.orderId), s, b::jsonb FROM unnest(\(v.eventSeqs)::int4[], \(v.eventBodies)::text[]) AS e(s, b)
             ), history AS (
                 INSERT INTO saga_history (saga_id, step, kind, attempt, detail, duration_ms)
-                SELECT \(saga.id), st, k, a, NULLIF(d, ''), NULLIF(ms, -1)
-                FROM unnest(\(history.steps)::text[], \(history.kinds)::text[], \(history.attempts)::int4[],
-                            \(history.details)::text[], \(history.durations)::int4[]) WITH ORDINALITY AS h(st, k, a, d, ms, n)
+                SELECT \(v.sagaId), st, k, a, NULLIF(d, ''), NULLIF(ms, -1)
+                FROM unnest(\(v.history.steps)::text[], \(v.history.kinds)::text[], \(v.history.attempts)::int4[],
+                            \(v.history.details)::text[], \(v.history.durations)::int4[]) WITH ORDINALITY AS h(st, k, a, d, ms, n)
                 ORDER BY n
             ), saga AS (
-                UPDATE sagas SET status = \(saga.status.rawValue), phase = \(saga.phase.rawValue),
-                    step = \(machine.currentStepName(saga)), attempt = \(saga.attempt), timer_at = \(saga.timer?.at),
-                    instance = \(instance)::jsonb, event_seq = \(seq), updated_at = now()
-                WHERE id = \(saga.id)
+                UPDATE sagas SET status = \(v.status), phase = \(v.phase), step = \(v.step)::text,
+                    attempt = \(v.attempt), timer_at = \(v.timerAt)::timestamptz, instance = \(v.instance)::jsonb,
+                    event_seq = \(v.eventSeq), updated_at = now()
+                WHERE id = \(v.sagaId)
             )
-            \(insertOutbox: rows)
+            \(insertOutbox: v.outbox)
             ORDER BY n RETURNING id, message_id
-            """,
-            logger: logger)
-        return try await rows.entries(from: inserted, messages: outgoing)
+            """
+        }
+
+        func makeBindings() -> PostgresBindings { query.binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     private func count(_ status: StatusEvent.Status) {

@@ -59,28 +59,56 @@ struct OrderHandlers: Sendable {
             switch delivery.message.type {
             case MessageTypes.orderStatus:
                 let event = try MessageCodec.decode(StatusEvent.self, from: delivery.message.body)
-                try await connection.query(
-                    """
-                    INSERT INTO order_events (order_id, seq, status, step, message, at)
-                    VALUES (\(event.orderId), \(event.seq), \(event.status.rawValue), \(event.step), \(event.message), \(event.at))
-                    ON CONFLICT (order_id, seq) DO NOTHING
-                    """,
-                    logger: logger)
+                try await connection.run(RecordEvent(event: event), logger: logger)
             case MessageTypes.stockLevels:
                 let levels = try MessageCodec.decode(StockLevels.self, from: delivery.message.body).levels
                     .sorted(by: { $0.productId < $1.productId })
                 // In product-id order, the order every writer of these rows locks them in.
-                try await connection.query(
-                    """
-                    UPDATE catalogue SET stock = l.stock, stock_version = l.version
-                    FROM unnest(\(levels.map(\.productId))::text[], \(levels.map(\.stock))::int8[],
-                                \(levels.map(\.version))::int8[]) AS l(id, stock, version)
-                    WHERE catalogue.id = l.id AND catalogue.stock_version < l.version
-                    """,
-                    logger: logger)
+                try await connection.run(UpdateStock(levels: levels), logger: logger)
             default:
                 throw MalformedMessage("order.events takes status and stock events, got '\(delivery.message.type)'")
             }
         }
+    }
+}
+
+/// `projectEvent`'s statements, prepared once per connection.
+extension OrderHandlers {
+    struct RecordEvent: PostgresPreparedStatement {
+        static let name = "pets_order_event"
+        static let sql = query(StatusEvent(orderId: "", seq: 0, status: .started, at: "")).sql
+        typealias Row = Void
+        let event: StatusEvent
+
+        static func query(_ event: StatusEvent) -> PostgresQuery {
+            """
+            INSERT INTO order_events (order_id, seq, status, step, message, at)
+            VALUES (\(event.orderId), \(event.seq), \(event.status.rawValue), \(event.step)::text,
+                    \(event.message)::text, \(event.at))
+            ON CONFLICT (order_id, seq) DO NOTHING
+            """
+        }
+
+        func makeBindings() -> PostgresBindings { Self.query(event).binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+
+    struct UpdateStock: PostgresPreparedStatement {
+        static let name = "pets_catalogue_stock"
+        static let sql = query([]).sql
+        typealias Row = Void
+        let levels: [StockLevels.Level]
+
+        static func query(_ levels: [StockLevels.Level]) -> PostgresQuery {
+            """
+            UPDATE catalogue SET stock = l.stock, stock_version = l.version
+            FROM unnest(\(levels.map(\.productId))::text[], \(levels.map(\.stock))::int8[],
+                        \(levels.map(\.version))::int8[]) AS l(id, stock, version)
+            WHERE catalogue.id = l.id AND catalogue.stock_version < l.version
+            """
+        }
+
+        func makeBindings() -> PostgresBindings { Self.query(levels).binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }

@@ -59,7 +59,7 @@ struct OrderRepository: Sendable {
             RETURNING id, message_id
             """,
             logger: logger)
-        let outbox = try await rows.entries(from: inserted, messages: [message])
+        let outbox = try await OutboxRows.entries(from: inserted.decode((Int64, String).self), messages: [message])
         if !outbox.isEmpty { return Placed(orderId: orderId, created: true, outbox: outbox) }
         let existing = try await client.query(
             "SELECT id, request_hash FROM orders WHERE idempotency_key = \(idempotencyKey)", logger: logger)

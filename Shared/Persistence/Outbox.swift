@@ -17,9 +17,23 @@ public enum Outbox {
     {
         guard !messages.isEmpty else { return [] }
         let rows = try OutboxRows(messages)
-        let inserted = try await connection.query(
-            "\(insertOutbox: rows) ORDER BY n RETURNING id, message_id", logger: logger)
-        return try await rows.entries(from: inserted, messages: messages)
+        return try await OutboxRows.entries(
+            from: try await connection.execute(InsertStatement(rows: rows), logger: logger), messages: messages)
+    }
+
+    /// `enqueue`'s insert, prepared once per connection.
+    struct InsertStatement: PostgresPreparedStatement {
+        static let name = "pets_outbox_insert"
+        static let sql = query(OutboxRows()).sql
+        typealias Row = (Int64, String)
+        let rows: OutboxRows
+
+        static func query(_ rows: OutboxRows) -> PostgresQuery {
+            "\(insertOutbox: rows) ORDER BY n RETURNING id, message_id"
+        }
+
+        func makeBindings() -> PostgresBindings { Self.query(rows).binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }
 
@@ -42,6 +56,8 @@ public struct OutboxRows: Sendable {
     public var contentTypes: [String] = []
     public var bodies: [ByteBuffer] = []
 
+    public init() {}
+
     public init(_ messages: [OutgoingMessage]) throws {
         for outgoing in messages {
             let message = outgoing.message
@@ -58,9 +74,11 @@ public struct OutboxRows: Sendable {
     }
 
     /// Pairs the `(id, message_id)` rows an insert returned with the messages.
-    public func entries(from rows: PostgresRowSequence, messages: [OutgoingMessage]) async throws -> [OutboxEntry] {
+    public static func entries<Rows: AsyncSequence>(from rows: Rows, messages: [OutgoingMessage]) async throws
+        -> [OutboxEntry] where Rows.Element == (Int64, String)
+    {
         var ids: [String: Int64] = [:]
-        for try await (id, messageID) in rows.decode((Int64, String).self) { ids[messageID] = id }
+        for try await (id, messageID) in rows { ids[messageID] = id }
         return messages.compactMap { outgoing in
             ids[outgoing.message.messageID].map { OutboxEntry(id: $0, outgoing: outgoing) }
         }
@@ -102,15 +120,31 @@ public enum Inbox {
         _ messageID: String, type: String, deleting sent: [Int64] = [], on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.execute(
+            ClaimStatement(messageID: messageID, type: type, sent: sent), logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// `claim`'s statement, prepared once per connection.
+    struct ClaimStatement: PostgresPreparedStatement {
+        static let name = "pets_inbox_claim"
+        static let sql = query(messageID: "", type: "", sent: []).sql
+        typealias Row = Void
+        let messageID: String
+        let type: String
+        let sent: [Int64]
+
+        static func query(messageID: String, type: String, sent: [Int64]) -> PostgresQuery {
             """
             WITH sent AS (DELETE FROM outbox WHERE id = ANY(\(sent)))
             INSERT INTO inbox (message_id, message_type) VALUES (\(messageID), \(type))
             ON CONFLICT (message_id) DO NOTHING RETURNING 1
-            """,
-            logger: logger)
-        for try await _ in rows { return true }
-        return false
+            """
+        }
+
+        func makeBindings() -> PostgresBindings { Self.query(messageID: messageID, type: type, sent: sent).binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }
 
