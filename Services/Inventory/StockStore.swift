@@ -64,18 +64,8 @@ struct StockStore: Sendable {
                 metadata: ["productId": "\(id)", "wanted": "\(wanted[id]!)", "onHand": "\(onHand[id] ?? 0)"])
             return try await reject(command, FailureMessages.insufficientInventory, connection)
         }
-        var levels: [StockLevels.Level] = []
-        for id in productIds {
-            let updated = try await connection.query(
-                "UPDATE products SET stock = stock - \(wanted[id]!), version = version + 1 WHERE id = \(id) RETURNING stock, version",
-                logger: logger)
-            for try await (stock, version) in updated.decode((Int, Int64).self) {
-                levels.append(.init(productId: id, stock: stock, version: version))
-            }
-        }
-        try await connection.query(
-            "UPDATE reservations SET status = 'reserved', updated_at = now() WHERE saga_id = \(command.sagaId)",
-            logger: logger)
+        let levels = try await move(
+            productIds.map { -wanted[$0]! }, of: productIds, settling: command.sagaId, as: "reserved", connection)
         return .succeeded(events: [try stockEvent(levels)])
     }
 
@@ -98,22 +88,12 @@ struct StockStore: Sendable {
         let lines = try MessageCodec.decode([OrderLine].self, from: Array(status.lines.utf8))
         var returned: [String: Int] = [:]
         for line in lines { returned[line.productId, default: 0] += line.quantity }
-        var levels: [StockLevels.Level] = []
         let productIds = returned.keys.sorted()
         _ = try await connection.query(
             "SELECT id FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger
         ).collect()
-        for id in productIds {
-            let updated = try await connection.query(
-                "UPDATE products SET stock = stock + \(returned[id]!), version = version + 1 WHERE id = \(id) RETURNING stock, version",
-                logger: logger)
-            for try await (stock, version) in updated.decode((Int, Int64).self) {
-                levels.append(.init(productId: id, stock: stock, version: version))
-            }
-        }
-        try await connection.query(
-            "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)",
-            logger: logger)
+        let levels = try await move(
+            productIds.map { returned[$0]! }, of: productIds, settling: command.sagaId, as: "released", connection)
         return .succeeded(events: [try stockEvent(levels)])
     }
 
@@ -125,20 +105,43 @@ struct StockStore: Sendable {
         var lines: String
     }
 
-    /// Inserts the saga's reservation row with `status` unless one exists, then locks and returns the row. The lock
-    /// serialises two attempts of the same command that arrive together.
+    /// Adds `deltas` to the stock of `productIds` (rows the caller has locked, in id order) and sets the saga's
+    /// reservation to `status`, in one statement; returns the new levels.
+    private func move(
+        _ deltas: [Int], of productIds: [String], settling sagaId: String, as status: String,
+        _ connection: PostgresConnection
+    ) async throws -> [StockLevels.Level] {
+        let rows = try await connection.query(
+            """
+            WITH settled AS (
+                UPDATE reservations SET status = \(status), updated_at = now() WHERE saga_id = \(sagaId)
+            )
+            UPDATE products SET stock = products.stock + d.delta, version = products.version + 1
+            FROM unnest(\(productIds)::text[], \(deltas)::int8[]) AS d(id, delta)
+            WHERE products.id = d.id
+            RETURNING products.id, products.stock, products.version
+            """,
+            logger: logger)
+        var levels: [StockLevels.Level] = []
+        for try await (id, stock, version) in rows.decode((String, Int, Int64).self) {
+            levels.append(.init(productId: id, stock: stock, version: version))
+        }
+        return levels.sorted { $0.productId < $1.productId }
+    }
+
+    /// Inserts the saga's reservation row with `status` unless one exists, and returns the row, locked either way
+    /// (the no-op update of an existing row takes its lock): two attempts of the same command that arrive together
+    /// are serialised. One statement.
     private func claim<Payload>(
         _ command: SagaCommand<Payload>, status: String, lines: String, _ connection: PostgresConnection
     ) async throws -> Reservation? {
-        try await connection.query(
+        let rows = try await connection.query(
             """
             INSERT INTO reservations (saga_id, order_id, status, lines)
             VALUES (\(command.sagaId), \(command.orderId), \(status), \(lines)::jsonb)
-            ON CONFLICT (saga_id) DO NOTHING
+            ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id
+            RETURNING status, reason, lines::text
             """,
-            logger: logger)
-        let rows = try await connection.query(
-            "SELECT status, reason, lines::text FROM reservations WHERE saga_id = \(command.sagaId) FOR UPDATE",
             logger: logger)
         for try await (status, reason, lines) in rows.decode((String, String?, String).self) {
             return Reservation(status: status, reason: reason, lines: lines)

@@ -33,15 +33,7 @@ struct PaymentLedger: Sendable {
                 logger: logger)
             return .failed("InvalidCreditCard", FailureMessages.invalidCreditCard)
         }
-        try await connection.query(
-            "UPDATE payments SET status = 'charged', updated_at = now() WHERE saga_id = \(command.sagaId)",
-            logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
-            VALUES (\(command.sagaId), \(command.orderId), 'charge', \(payment.amountCents))
-            """,
-            logger: logger)
+        try await settle(command, as: "charged", ledger: "charge", amountCents: payment.amountCents, connection)
         return .succeeded()
     }
 
@@ -53,15 +45,7 @@ struct PaymentLedger: Sendable {
         let status = try await claim(command, status: "voided", amountCents: 0, last4: nil, connection)
         switch status.status {
         case "charged":
-            try await connection.query(
-                "UPDATE payments SET status = 'refunded', updated_at = now() WHERE saga_id = \(command.sagaId)",
-                logger: logger)
-            try await connection.query(
-                """
-                INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
-                VALUES (\(command.sagaId), \(command.orderId), 'refund', \(status.amountCents))
-                """,
-                logger: logger)
+            try await settle(command, as: "refunded", ledger: "refund", amountCents: status.amountCents, connection)
         case "pending", "declined":
             try await connection.query(
                 "UPDATE payments SET status = 'voided', updated_at = now() WHERE saga_id = \(command.sagaId)",
@@ -78,20 +62,35 @@ struct PaymentLedger: Sendable {
         var amountCents: Int
     }
 
-    /// Inserts the saga's payment row with `status` unless one exists, then locks and returns it.
+    /// Sets the saga's payment to `status` and writes its ledger line, in one statement.
+    private func settle<Payload>(
+        _ command: SagaCommand<Payload>, as status: String, ledger kind: String, amountCents: Int,
+        _ connection: PostgresConnection
+    ) async throws {
+        try await connection.query(
+            """
+            WITH settled AS (
+                UPDATE payments SET status = \(status), updated_at = now() WHERE saga_id = \(command.sagaId)
+            )
+            INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
+            VALUES (\(command.sagaId), \(command.orderId), \(kind), \(amountCents))
+            """,
+            logger: logger)
+    }
+
+    /// Inserts the saga's payment row with `status` unless one exists, and returns it, locked either way (the
+    /// no-op update of an existing row takes its lock). One statement.
     private func claim<Payload>(
         _ command: SagaCommand<Payload>, status: String, amountCents: Int, last4: String?,
         _ connection: PostgresConnection
     ) async throws -> Payment {
-        try await connection.query(
+        let rows = try await connection.query(
             """
             INSERT INTO payments (saga_id, order_id, status, amount_cents, card_last4)
             VALUES (\(command.sagaId), \(command.orderId), \(status), \(amountCents), \(last4))
-            ON CONFLICT (saga_id) DO NOTHING
+            ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id
+            RETURNING status, reason, amount_cents
             """,
-            logger: logger)
-        let rows = try await connection.query(
-            "SELECT status, reason, amount_cents FROM payments WHERE saga_id = \(command.sagaId) FOR UPDATE",
             logger: logger)
         for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
             return Payment(status: status, reason: reason, amountCents: amount)
