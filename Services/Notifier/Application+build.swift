@@ -65,14 +65,14 @@ struct StatusRelay: Service {
 
     func run() async throws {
         for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
-            guard let event = try? MessageCodec.decode(StatusEvent.self, from: delivery.message.body) else {
+            guard let events = try? StatusEvent.decodeMessage(delivery.message.body), !events.isEmpty else {
                 logger.error(
                     "dead-lettering a status event that does not decode",
                     metadata: ["messageId": "\(delivery.message.messageID)"])
                 delivery.settle(.reject)
                 continue
             }
-            await hub.publish(event)
+            for event in events { await hub.publish(event) }
             delivery.settle(.ack)
         }
         await consumer.stop()

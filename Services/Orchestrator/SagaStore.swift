@@ -92,6 +92,8 @@ struct SagaStore: Sendable {
         let now = Date()
         var eventSeqs: [Int32] = []
         var eventBodies: [String] = []
+        var events: [StatusEvent] = []
+        var statusPosition: Int?
         var history = HistoryRows()
         for effect in effects {
             switch effect {
@@ -109,15 +111,10 @@ struct SagaStore: Sendable {
                     amountPaid: status == .success ? saga.data.amountCents.map(Money.dollars) : nil,
                     createdOn: status.isFinalStatus ? saga.data.createdOn : nil,
                     at: Timestamp.string(now), traceparent: saga.data.traceparent)
-                let body = try MessageCodec.encode(event)
                 eventSeqs.append(Int32(seq))
-                eventBodies.append(String(decoding: body, as: UTF8.self))
-                outgoing.append(
-                    OutgoingMessage(
-                        exchange: Exchanges.status, routingKey: "",
-                        message: AMQPMessage(
-                            messageID: "\(saga.orderId)/\(seq)", correlationID: saga.id, type: MessageTypes.orderStatus,
-                            headers: traceHeaders, body: body)))
+                eventBodies.append(String(decoding: try MessageCodec.encode(event), as: UTF8.self))
+                events.append(event)
+                statusPosition = statusPosition ?? outgoing.count
                 count(status)
             case .history(let entry):
                 history.append(entry)
@@ -128,6 +125,19 @@ struct SagaStore: Sendable {
                         .recordMilliseconds(duration)
                 }
             }
+        }
+        if let position = statusPosition, let first = events.first, let last = events.last {
+            // One message for the transition's events (a step's success and the next local step's, or the last
+            // step's and the saga's): fewer publishes and deliveries than one per event.
+            let single = events.count == 1
+            outgoing.insert(
+                OutgoingMessage(
+                    exchange: Exchanges.status, routingKey: "",
+                    message: AMQPMessage(
+                        messageID: single ? "\(saga.orderId)/\(first.seq)" : "\(saga.orderId)/\(first.seq)-\(last.seq)",
+                        correlationID: saga.id, type: MessageTypes.orderStatus, headers: traceHeaders,
+                        body: single ? try MessageCodec.encode(first) : try MessageCodec.encode(events))),
+                at: position)
         }
         let save = SaveStatement(
             SaveStatement.Values(

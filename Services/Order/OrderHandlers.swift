@@ -58,8 +58,9 @@ struct OrderHandlers: Sendable {
         { [logger] delivery, connection in
             switch delivery.message.type {
             case MessageTypes.orderStatus:
-                let event = try MessageCodec.decode(StatusEvent.self, from: delivery.message.body)
-                try await connection.run(RecordEvent(event: event), logger: logger)
+                for event in try StatusEvent.decodeMessage(delivery.message.body) {
+                    try await connection.run(RecordEvent(event: event), logger: logger)
+                }
             case MessageTypes.stockLevels:
                 let levels = try MessageCodec.decode(StockLevels.self, from: delivery.message.body).levels
                     .sorted(by: { $0.productId < $1.productId })

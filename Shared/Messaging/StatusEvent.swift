@@ -54,3 +54,15 @@ public struct StatusEvent: Codable, Sendable, Equatable {
 
     public var isFinal: Bool { status == .success || status == .failed }
 }
+
+extension StatusEvent {
+    /// The events in a status message's body: one event (an object), or the events of one saga transition in `seq`
+    /// order (an array).
+    public static func decodeMessage(_ body: [UInt8]) throws -> [StatusEvent] {
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        if body.first(where: { !whitespace.contains($0) }) == UInt8(ascii: "[") {
+            return try MessageCodec.decode([StatusEvent].self, from: body)
+        }
+        return [try MessageCodec.decode(StatusEvent.self, from: body)]
+    }
+}
