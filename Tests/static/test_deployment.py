@@ -465,6 +465,14 @@ def test_same_environment_variable_names(lib: Lib, readme: Readme, compose: dict
         )
 
 
+def test_same_broker_tuning(lib: Lib, compose: dict[str, Any]):
+    """RabbitMQ runs with the same Erlang flags both ways (schedulers that sleep rather than spin when idle)."""
+    native = lib.defaults["PETS_RABBIT_ERL_ARGS"]
+    assert "+sbwt none" in native
+    assert "$PETS_RABBIT_ERL_ARGS" in shell_function(lib.text, "pets_write_rabbit_config")
+    assert compose["services"]["rabbitmq"]["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == native
+
+
 def test_same_environment_values(lib: Lib, compose: dict[str, Any], raw_compose: dict[str, Any]):
     services = compose["services"]
     rabbit_env = raw_compose["services"]["rabbitmq"]["environment"]
