@@ -6,6 +6,8 @@
 // the same order: on every (re)connect the Notifier replays every event from seq 1, and the page rebuilds the
 // whole progress from that replay.
 
+import { $, el } from '/dom.js';
+
 const CART_KEY = 'awsomepets.cart.v1';
 const ORDERS_KEY = 'awsomepets.orders.v1';
 const PENDING_KEY = 'awsomepets.pending.v1';
@@ -13,26 +15,8 @@ const MAX_PER_LINE = 10; // the shop's limit per pet and order (the saga refuses
 const STEP_PACE_MS = 450; // events are shown one after another, so a fast saga still reads as steps
 const CATALOGUE_REFRESH_MS = 10000;
 
-const $ = (selector, root = document) => root.querySelector(selector);
-
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 const cents = (dollars) => Math.round(Number(dollars) * 100);
 const money = (amountCents) =>

@@ -5,6 +5,8 @@
 //   GET  /sagas?status=&step=&orderId=&olderThan=SECONDS&limit=   GET /sagas/counts
 //   GET  /sagas/{sagaId or orderId}                                 POST /sagas/{id}/retry
 
+import { $, el } from '/dom.js';
+
 const POLL_MS = 2000;
 const LIST_LIMIT = 100; // rows shown, newest first
 const STATUSES = ['running', 'compensating', 'needs_attention', 'completed', 'cancelled'];
@@ -25,24 +27,6 @@ const KIND_LABEL = {
 // History kinds that close a command's span (the reply, or the deadline).
 const REPLY_KINDS = new Set(['succeeded', 'failed', 'timedOut', 'compensated', 'completed', 'cancelled']);
 
-const $ = (selector, root = document) => root.querySelector(selector);
-
-function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attributes)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key === 'style') node.style.cssText = value;
-    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 const money = (c) => (c == null ? '—' : '$' + (c / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
 const statusLabel = (s) => String(s).replace(/_/g, ' ');
