@@ -117,6 +117,12 @@ let package = Package(
             ],
             path: "Tools/Loadgen"
         ),
+        // The AMQP client's I/O-loop bookkeeping; no broker needed.
+        .testTarget(
+            name: "AMQPTests",
+            dependencies: ["AMQP"],
+            path: "Tests/AMQPTests"
+        ),
         .testTarget(
             name: "SagaEngineTests",
             dependencies: ["SagaEngine", "Messaging", "Orchestrator"],

@@ -34,9 +34,10 @@ SERVICES = ["Inventory", "Payment", "Orchestrator", "Order", "Notifier"]
 
 # The bar the issue sets (2 cores, everything on one machine).
 BAR = {
-    "sagas_per_sec": 400,
-    "p50_ms": 10,
+    "sagas_per_sec": 150,
+    "p50_ms": 15,
     "p99_ms": 50,
+    "cpu_ms_per_saga": 10,
     "rss_mib": 64,
     "ready_ms": 1000,
     "ttfb_ms": 50,
@@ -295,6 +296,7 @@ class Bench:
         self.sampler.note_rss("Loadgen", loadgen_rss)
         cpu = window.pct()
         cpu["Loadgen"] = round(100 * loadgen_cpu / wall, 1)
+        self.last_cpu_seconds = dict(window.cpu_seconds, Loadgen=loadgen_cpu)
         if measured:
             self.loadgen_usage.append((loadgen_cpu, wall, loadgen_rss))
             for name, sec in window.cpu_seconds.items():
@@ -612,6 +614,35 @@ class Bench:
         log(f"warm-up: {report['sagasPerSecond']:.0f} sagas/s, {report['errors']} errors")
         results["warmup"] = {"sagas_per_sec": round(report["sagasPerSecond"], 1), "errors": report["errors"]}
 
+        log(f"one in flight: {a.single_orders} orders, one at a time")
+        report, _ = self.loadgen("one-in-flight", ["--concurrency", "1", "--orders", str(a.single_orders)])
+        results["p50_ms_one_in_flight"] = report["endToEndMs"]["p50"]
+        results["one_in_flight"] = {"endToEndMs": report["endToEndMs"], "stepsMs": report["stepsMs"]}
+        log(f"one in flight: p50 {report['endToEndMs']['p50']:.1f} ms")
+
+        self.quiesce()
+        log(f"CPU per saga: open loop at {a.cpu_rate:g}/s for {a.cpu_seconds:g} s")
+        entry, report = self.open_loop(a.cpu_rate, a.cpu_seconds, "cpu")
+        completed = max(1, report["orders"] - report["errors"])
+        spent = self.last_cpu_seconds
+        system_cpu = sum(sec for name, sec in spent.items() if name != "Loadgen")
+        results["cpu_ms_per_saga"] = round(1000 * system_cpu / completed, 2)
+        results["loadgen_cpu_ms_per_saga"] = round(1000 * spent.get("Loadgen", 0.0) / completed, 2)
+        results["cpu"] = {
+            "rate": a.cpu_rate,
+            "sagas": completed,
+            "errors": report["errors"],
+            "ms_per_saga": {name: round(1000 * sec / completed, 2) for name, sec in sorted(spent.items())},
+        }
+        log(f"CPU per saga: {results['cpu_ms_per_saga']:.1f} ms (Loadgen {results['loadgen_cpu_ms_per_saga']:.1f} ms)")
+
+        self.quiesce()
+        log(f"saturation: closed loop, {a.saturation_concurrency} in flight, {a.saturation_orders} orders")
+        report, _ = self.loadgen(
+            "saturation", ["--concurrency", str(a.saturation_concurrency), "--orders", str(a.saturation_orders)])
+        results["saturation_sagas_per_sec"] = round(report["sagasPerSecond"], 1)
+        log(f"saturation: {report['sagasPerSecond']:.0f} sagas/s, {report['errors']} errors")
+
         log(f"throughput search: {a.run_seconds:g} s per rate, rates {', '.join(f'{r:g}' for r in a.rates)} then refine")
         runs, top = self.search()
         results["search"] = runs
@@ -744,6 +775,12 @@ def summary(results):
             verdict(results["p50_ms"], BAR["p50_ms"], unit=" ms"))  # fmt: skip
         add(f"p99 at {rate:g}/s (ms)", f"{results['p99_ms']:.2f}", f"<= {BAR['p99_ms']}",
             verdict(results["p99_ms"], BAR["p99_ms"], unit=" ms"))  # fmt: skip
+    if results.get("cpu_ms_per_saga") is not None:
+        add(f"CPU per saga at {results['cpu']['rate']:g}/s (ms)", f"{results['cpu_ms_per_saga']:.2f}",
+            f"<= {BAR['cpu_ms_per_saga']}", verdict(results["cpu_ms_per_saga"], BAR["cpu_ms_per_saga"], unit=" ms"))
+        add("Loadgen CPU per saga (ms)", f"{results['loadgen_cpu_ms_per_saga']:.2f}", "-", ("(not counted)", True))
+        add("saturation, closed loop (sagas/s)", f"{results['saturation_sagas_per_sec']:.1f}", "-", ("", True))
+        add("p50 one in flight (ms)", f"{results['p50_ms_one_in_flight']:.2f}", "-", ("", True))
     for name in SERVICES:
         mib = results["rss_mib"].get(name)
         add(f"{name} peak RSS (MiB)", f"{mib:.1f}" if mib is not None else "-", f"< {BAR['rss_mib']}",
@@ -799,6 +836,9 @@ def cmd_run(args):
         args.rates = args.rates or [25, 50, 100, 200, 400, 800, 1600]
         args.refine = 1 if args.refine is None else args.refine
         args.warmup_orders = args.warmup_orders or 100
+        args.single_orders = min(args.single_orders, 50)
+        args.cpu_seconds = min(args.cpu_seconds, 8)
+        args.saturation_orders = min(args.saturation_orders, 600)
         args.slow_seconds = 2 if args.slow_seconds is None else args.slow_seconds
         args.hangup_wait = args.hangup_wait or 10
     args.hangup_wait = args.hangup_wait or 30
@@ -858,6 +898,11 @@ def main():
     r.add_argument("--warmup-orders", type=int)
     r.add_argument("--warmup-concurrency", type=int, default=8)
     r.add_argument("--mix", default="80,10,10")
+    r.add_argument("--single-orders", type=int, default=200, help="orders of the one-in-flight run")
+    r.add_argument("--cpu-rate", type=float, default=50, help="open-loop rate of the CPU-per-saga run")
+    r.add_argument("--cpu-seconds", type=float, default=20, help="length of the CPU-per-saga run")
+    r.add_argument("--saturation-concurrency", type=int, default=16)
+    r.add_argument("--saturation-orders", type=int, default=3000)
     r.add_argument("--order-timeout", type=float, default=15, help="Loadgen --timeout for the open-loop runs")
     r.add_argument("--pause", type=float, default=1.0, help="seconds of rest before each run")
     r.add_argument("--stream-rows", type=int, default=100_000)

@@ -454,7 +454,7 @@ pets_start_service() {
         # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator) and fault
         # injection for the reliability tests (every service with a database).
         for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-            PETS_FAULTS_FILE; do
+            PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS; do
             if [[ -n ${!v:-} ]]; then export "${v?}"; fi
         done
         # A fixed working folder, whatever the caller's: relative paths (static files) resolve from the repo.
@@ -586,7 +586,7 @@ pets_start_supervisor() {
         PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
         PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT \
         PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-        PETS_FAULTS_FILE
+        PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS
     (
         trap - EXIT INT TERM
         exec setsid bash -c 'source "$0" && pets_defaults && pets_secrets && pets_supervise' "$PETS_REPO/scripts/lib.sh"

@@ -15,7 +15,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         secret: try environment.required("PETS_TOKEN_SECRET", "the Notifier verifies WebSocket tokens with it"))
     let history = EventHistory(
         orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"))
-    let hub = StatusHub()
+    let hub = StatusHub(history: history)
     let consumer = AMQPConsumer(
         configuration: configuration.amqp, topology: PetsTopology.notifier, queue: Queues.notifierStatus, prefetch: 256,
         logger: logger,
@@ -40,7 +40,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         guard let orderId = context.request.uri.queryParameters.get("orderId")?.lowercased() else { return }
         var sessionLogger = logger
         sessionLogger[metadataKey: "orderId"] = "\(orderId)"
-        try await StatusSession(orderId: orderId, hub: hub, history: history, logger: sessionLogger)
+        try await StatusSession(orderId: orderId, hub: hub, logger: sessionLogger)
             .run(inbound: inbound, outbound: outbound)
     }
 
@@ -56,24 +56,31 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     return app
 }
 
-/// Feeds status events from the broker to the hub. Nothing is stored here, so an event is acked once handed over;
-/// one that does not decode is dead-lettered.
+/// Feeds status events from the broker to the hub. Nothing is stored here, so events are acked once handed over
+/// (a batch at a time: one hop to the hub, one hand-over of acks); one that does not decode is dead-lettered.
 struct StatusRelay: Service {
     let consumer: AMQPConsumer
     let hub: StatusHub
     let logger: Logger
 
     func run() async throws {
-        for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
-            guard let events = try? StatusEvent.decodeMessage(delivery.message.body), !events.isEmpty else {
-                logger.error(
-                    "dead-lettering a status event that does not decode",
-                    metadata: ["messageId": "\(delivery.message.messageID)"])
-                delivery.settle(.reject)
-                continue
+        consumer.start()
+        for await batch in consumer.batches.cancelOnGracefulShutdown() {
+            var events: [StatusEvent] = []
+            var handed: [AMQPDelivery] = []
+            for delivery in batch {
+                guard let decoded = try? StatusEvent.decodeMessage(delivery.message.body), !decoded.isEmpty else {
+                    logger.error(
+                        "dead-lettering a status event that does not decode",
+                        metadata: ["messageId": "\(delivery.message.messageID)"])
+                    delivery.settle(.reject)
+                    continue
+                }
+                events += decoded
+                handed.append(delivery)
             }
-            for event in events { await hub.publish(event) }
-            delivery.settle(.ack)
+            await hub.publish(events)
+            AMQPDelivery.settle(handed, .ack)
         }
         await consumer.stop()
     }

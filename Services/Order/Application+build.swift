@@ -60,7 +60,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     app.addServices(
         runtime.postgres, runtime.relay,
         runtime.consume(Queues.orderCommands, handler: commands.handler),
-        // One at a time, in the queue's order: an order's status events arrive in sequence, and a history that
+        // One batch at a time, in the queue's order: an order's status events arrive in sequence, and a history that
         // showed seq 6 before seq 5 for a moment would be visible to a client reading `GET /orders/{id}`.
         runtime.project(Queues.orderEvents, concurrency: 1, handler: handlers.projectEvent))
     app.beforeServerStarts {

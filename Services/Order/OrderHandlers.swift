@@ -53,21 +53,32 @@ struct OrderHandlers: Sendable {
     }
 
     /// Saga status events become the order's history; stock events update the catalogue (newest version wins).
-    /// Each is one statement that a repeat leaves unchanged, so no inbox row and no transaction are needed.
+    /// A batch is folded into at most two statements (every status event in one insert, the newest level of each
+    /// product in one update), each of which a repeat leaves unchanged, so no inbox rows are needed.
     var projectEvent: ProjectionHandler {
-        { [logger] delivery, connection in
-            switch delivery.message.type {
-            case MessageTypes.orderStatus:
-                for event in try StatusEvent.decodeMessage(delivery.message.body) {
-                    try await connection.run(RecordEvent(event: event), logger: logger)
+        { [logger] deliveries, connection in
+            var events: [StatusEvent] = []
+            var newest: [String: StockLevels.Level] = [:]
+            for delivery in deliveries {
+                switch delivery.message.type {
+                case MessageTypes.orderStatus:
+                    events += try StatusEvent.decodeMessage(delivery.message.body)
+                case MessageTypes.stockLevels:
+                    for level in try MessageCodec.decode(StockLevels.self, from: delivery.message.body).levels
+                    where (newest[level.productId]?.version ?? .min) < level.version {
+                        newest[level.productId] = level
+                    }
+                default:
+                    throw MalformedMessage("order.events takes status and stock events, got '\(delivery.message.type)'")
                 }
-            case MessageTypes.stockLevels:
-                let levels = try MessageCodec.decode(StockLevels.self, from: delivery.message.body).levels
-                    .sorted(by: { $0.productId < $1.productId })
+            }
+            if !events.isEmpty {
+                try await connection.run(RecordEvents(events: events), logger: logger)
+            }
+            if !newest.isEmpty {
                 // In product-id order, the order every writer of these rows locks them in.
+                let levels = newest.values.sorted(by: { $0.productId < $1.productId })
                 try await connection.run(UpdateStock(levels: levels), logger: logger)
-            default:
-                throw MalformedMessage("order.events takes status and stock events, got '\(delivery.message.type)'")
             }
         }
     }
@@ -75,22 +86,26 @@ struct OrderHandlers: Sendable {
 
 /// `projectEvent`'s statements, prepared once per connection.
 extension OrderHandlers {
-    struct RecordEvent: PostgresPreparedStatement {
-        static let name = "pets_order_event"
-        static let sql = query(StatusEvent(orderId: "", seq: 0, status: .started, at: "")).sql
+    struct RecordEvents: PostgresPreparedStatement {
+        static let name = "pets_order_events"
+        static let sql = query([]).sql
         typealias Row = Void
-        let event: StatusEvent
+        let events: [StatusEvent]
 
-        static func query(_ event: StatusEvent) -> PostgresQuery {
+        static func query(_ events: [StatusEvent]) -> PostgresQuery {
+            // Empty strings stand for no step or message (text arrays of optionals do not bind).
             """
             INSERT INTO order_events (order_id, seq, status, step, message, at)
-            VALUES (\(event.orderId), \(event.seq), \(event.status.rawValue), \(event.step)::text,
-                    \(event.message)::text, \(event.at))
+            SELECT o, s, st, NULLIF(sp, ''), NULLIF(m, ''), a
+            FROM unnest(\(events.map(\.orderId))::text[], \(events.map(\.seq))::int8[],
+                        \(events.map(\.status.rawValue))::text[], \(events.map { $0.step ?? "" })::text[],
+                        \(events.map { $0.message ?? "" })::text[], \(events.map(\.at))::text[])
+                 AS e(o, s, st, sp, m, a)
             ON CONFLICT (order_id, seq) DO NOTHING
             """
         }
 
-        func makeBindings() -> PostgresBindings { Self.query(event).binds }
+        func makeBindings() -> PostgresBindings { Self.query(events).binds }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 

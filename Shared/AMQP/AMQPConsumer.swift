@@ -1,44 +1,31 @@
 import Foundation
 import Logging
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
-/// Consumes one queue on a connection and a thread of its own, with manual acks and a bounded prefetch.
+/// Consumes one queue on an `AMQPConnection`, with manual acks and a bounded prefetch.
 ///
-/// Deliveries arrive through `deliveries`, an `AsyncSequence`; each is settled with `AMQPDelivery.settle(_:)`, which
-/// hands the ack back to the consumer's thread (a connection is never used from two threads). When the broker goes
-/// away the thread reconnects with backoff, redeclares the topology and consumes again; unacked deliveries of the
-/// lost connection are redelivered by the broker, so settlements for them are dropped.
+/// Deliveries arrive as `batches` (everything the connection read for this queue in one turn, in the broker's
+/// order) or one at a time as `deliveries`; one reader, either. Each delivery is settled with
+/// `AMQPDelivery.settle(_:)`, which hands the ack to the connection's thread (a connection is never used from two
+/// threads). When the broker goes away the connection reconnects and this consumer consumes again; unacked
+/// deliveries of the lost connection are redelivered by the broker, so settlements for them are dropped.
 public final class AMQPConsumer: @unchecked Sendable {
-    // @unchecked Sendable: mutable fields are guarded by `lock`; the connection is only touched by the thread.
-    private let configuration: AMQPConfiguration
-    private let topology: AMQPTopology
-    private let queue: String
-    private let prefetch: UInt16
-    private let logger: Logger
-    private let onConnect: (@Sendable () -> Void)?
+    // @unchecked Sendable: the mutable fields are guarded by `lock`; the connection does its own locking.
+    public let queue: String
+    let prefetch: UInt16
+    private let connection: AMQPConnection
+    private let ownsConnection: Bool
+    private let stream: AsyncStream<[AMQPDelivery]>
+    private let continuation: AsyncStream<[AMQPDelivery]>.Continuation
     private let lock = NSLock()
-    private var pendingSettlements: [(generation: UInt64, tag: UInt64, settlement: DeliverySettlement)] = []
-    private var generation: UInt64 = 0
-    private var started = false
-    private var stopped = false
-    private var connected = false
-    private let wakePipe: (read: Int32, write: Int32)
-    private let stream: AsyncStream<AMQPDelivery>
-    private let continuation: AsyncStream<AMQPDelivery>.Continuation
-    private let finished = DispatchSemaphore(value: 0)
-    private var exited = false
-    private var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    private var connectedGeneration: UInt64?
+    private var brokerQueueName: String?
 
+    /// A consumer with a connection of its own (tests, tools). Services share one connection:
+    /// `AMQPConnection.consumer(queue:prefetch:)`.
     /// - Parameters:
     ///   - queue: the queue to consume; for an exclusive queue, the label it has in `topology`.
-    ///   - onConnect: called on the consumer's thread after every (re)connect, before deliveries flow; a hook for
-    ///     work that must follow a gap, such as refreshing state that a fan-out queue may have missed.
-    public init(
+    ///   - onConnect: called on the connection's thread after every (re)connect, once this consumer consumes.
+    public convenience init(
         configuration: AMQPConfiguration,
         topology: AMQPTopology,
         queue: String,
@@ -46,203 +33,109 @@ public final class AMQPConsumer: @unchecked Sendable {
         logger: Logger,
         onConnect: (@Sendable () -> Void)? = nil
     ) {
-        self.configuration = configuration
-        self.topology = topology
+        let connection = AMQPConnection(
+            configuration: configuration, topology: topology, confirms: false, logger: logger, onConnect: onConnect)
+        self.init(connection: connection, queue: queue, prefetch: prefetch, ownsConnection: true)
+    }
+
+    init(connection: AMQPConnection, queue: String, prefetch: UInt16, ownsConnection: Bool) {
+        self.connection = connection
         self.queue = queue
         self.prefetch = prefetch
-        self.logger = logger
-        self.onConnect = onConnect
-        var fds: [Int32] = [-1, -1]
-        if pipe(&fds) == 0 {
-            _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        }
-        self.wakePipe = (fds[0], fds[1])
-        (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self)
+        self.ownsConnection = ownsConnection
+        (stream, continuation) = AsyncStream.makeStream(of: [AMQPDelivery].self)
     }
 
-    deinit {
-        close(wakePipe.read)
-        close(wakePipe.write)
-    }
+    /// Batches of deliveries, in the order the broker sent them. Start the consumer to receive any.
+    public var batches: AsyncStream<[AMQPDelivery]> { stream }
 
-    /// The deliveries, in the order the broker sent them. One reader; the thread starts on first use.
-    public var deliveries: AsyncStream<AMQPDelivery> {
+    /// The same deliveries one at a time. Starts the consumer.
+    public var deliveries: AMQPDeliveries {
         start()
-        return stream
+        return AMQPDeliveries(batches: stream)
     }
 
-    /// True while the consumer holds a working connection.
-    public var isConnected: Bool {
-        lock.withLock { connected }
-    }
+    /// True while the consumer consumes on a working connection.
+    public var isConnected: Bool { lock.withLock { connectedGeneration != nil } && connection.isConnected }
 
+    /// The broker's name of the queue (generated for an exclusive queue); nil until first connected.
+    public var queueName: String? { lock.withLock { brokerQueueName } }
+
+    /// Starts consuming (and the connection, if it is not running yet).
     public func start() {
-        let shouldStart = lock.withLock {
-            if started { return false }
-            started = true
-            return true
-        }
-        guard shouldStart else { return }
-        let thread = Thread { [self] in run() }
-        thread.name = "amqp-consumer-\(queue)"
-        thread.start()
+        connection.register(self)
     }
 
-    /// Settles what is pending, closes the connection and ends `deliveries`. Returns when the thread has stopped.
+    /// Stops consuming: settlements already handed over are sent, the stream ends, and for a consumer with its
+    /// own connection the connection closes. Returns when that is done; blocks the caller.
     public func shutdown() {
-        let wasStarted = lock.withLock {
-            stopped = true
-            return started
+        if ownsConnection {
+            connection.shutdown()
+        } else {
+            connection.unregister(self)
+            finish()
         }
-        wake()
-        if wasStarted { finished.wait() } else { continuation.finish() }
     }
 
-    /// `shutdown()` for async callers: waits for the thread without blocking one of the caller's threads.
+    /// `shutdown()` for async callers.
     public func stop() async {
-        let wasStarted = lock.withLock {
-            stopped = true
-            return started
+        if ownsConnection {
+            await connection.stop()
+        } else {
+            connection.unregister(self)
+            finish()
         }
-        wake()
-        guard wasStarted else {
-            continuation.finish()
-            return
+    }
+
+    // MARK: Called by the connection's thread
+
+    func settle(generation: UInt64, tags: [UInt64], _ settlement: DeliverySettlement) {
+        connection.settle(self, generation: generation, tags: tags, settlement)
+    }
+
+    func connected(generation: UInt64, queueName: String) {
+        lock.withLock {
+            connectedGeneration = generation
+            brokerQueueName = queueName
         }
-        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
-            let done = lock.withLock {
-                if exited { return true }
-                exitWaiters.append(waiter)
-                return false
+    }
+
+    func disconnected() {
+        lock.withLock { connectedGeneration = nil }
+    }
+
+    func yield(_ batch: [AMQPDelivery]) {
+        continuation.yield(batch)
+    }
+
+    func finish() {
+        disconnected()
+        continuation.finish()
+    }
+}
+
+/// A consumer's deliveries one at a time: its batches, flattened.
+public struct AMQPDeliveries: AsyncSequence, Sendable {
+    public typealias Element = AMQPDelivery
+    let batches: AsyncStream<[AMQPDelivery]>
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<[AMQPDelivery]>.AsyncIterator
+        var buffer: [AMQPDelivery] = []
+        var index = 0
+
+        public mutating func next() async -> AMQPDelivery? {
+            while index >= buffer.count {
+                guard let batch = await base.next() else { return nil }
+                buffer = batch
+                index = 0
             }
-            if done { waiter.resume() }
+            defer { index += 1 }
+            return buffer[index]
         }
     }
 
-    private func settle(generation: UInt64, tag: UInt64, settlement: DeliverySettlement) {
-        lock.withLock { pendingSettlements.append((generation, tag, settlement)) }
-        wake()
-    }
-
-    private func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakePipe.write, &byte, 1)
-    }
-
-    private var isStopped: Bool { lock.withLock { stopped } }
-
-    private func run() {
-        defer {
-            continuation.finish()
-            finished.signal()
-            let waiters = lock.withLock {
-                exited = true
-                defer { exitWaiters = [] }
-                return exitWaiters
-            }
-            waiters.forEach { $0.resume() }
-        }
-        var backoff = 0.1
-        while !isStopped {
-            var connection: BlockingConnection?
-            do {
-                let fresh = try BlockingConnection(configuration: configuration, confirms: false)
-                connection = fresh
-                try fresh.declare(topology)
-                try fresh.startConsuming(queue: queue, prefetch: prefetch)
-                let currentGeneration = lock.withLock {
-                    generation += 1
-                    connected = true
-                    pendingSettlements.removeAll()
-                    return generation
-                }
-                logger.info("consuming", metadata: ["queue": "\(fresh.queueName(queue))"])
-                backoff = 0.1
-                onConnect?()
-                try consume(on: fresh, generation: currentGeneration)
-                // Stopped: settle what the handlers finished, then say goodbye.
-                try applySettlements(on: fresh, generation: currentGeneration)
-                fresh.close(polite: true)
-                connection = nil
-            } catch {
-                connection?.close(polite: false)
-                lock.withLock { connected = false }
-                guard !isStopped else { break }
-                logger.warning(
-                    "consumer lost its connection; reconnecting",
-                    metadata: ["queue": "\(queue)", "error": "\(error)", "retryIn": "\(backoff)s"])
-                sleepInterruptibly(seconds: backoff)
-                backoff = min(backoff * 2, 5)
-            }
-        }
-        lock.withLock { connected = false }
-    }
-
-    private func consume(on connection: BlockingConnection, generation: UInt64) throws {
-        let settler: @Sendable (UInt64, UInt64, DeliverySettlement) -> Void = {
-            [weak self] generation, tag, settlement in
-            self?.settle(generation: generation, tag: tag, settlement: settlement)
-        }
-        while !isStopped {
-            try applySettlements(on: connection, generation: generation)
-            if !connection.hasBufferedData {
-                guard try waitReadable(connection.socketDescriptor) else { continue }
-            }
-            // Data is arriving: the rest of a message follows at once, so a long timeout only guards a dead peer.
-            guard let received = try connection.receive(timeoutSeconds: 30) else { continue }
-            continuation.yield(
-                AMQPDelivery(
-                    message: received.message,
-                    queue: queue,
-                    exchange: received.exchange,
-                    routingKey: received.routingKey,
-                    redelivered: received.redelivered,
-                    deliveryCount: received.deliveryCount,
-                    deliveryTag: received.deliveryTag,
-                    generation: generation,
-                    settler: settler
-                ))
-        }
-    }
-
-    private func applySettlements(on connection: BlockingConnection, generation: UInt64) throws {
-        let settlements = lock.withLock {
-            let taken = pendingSettlements
-            pendingSettlements.removeAll()
-            return taken
-        }
-        for item in settlements where item.generation == generation {
-            try connection.settle(deliveryTag: item.tag, item.settlement)
-        }
-    }
-
-    /// Polls the socket and the wake pipe; true when the socket has data.
-    private func waitReadable(_ socket: Int32) throws -> Bool {
-        var fds = [
-            pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
-        ]
-        let ready = poll(&fds, 2, 1000)
-        if ready < 0 {
-            if errno == EINTR { return false }
-            throw AMQPError(.connectionClosed, "poll failed: errno \(errno)")
-        }
-        if fds[1].revents != 0 { drainWakePipe() }
-        if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && fds[0].revents & Int16(POLLIN) == 0 {
-            throw AMQPError(.connectionClosed, "the socket to the broker closed")
-        }
-        return fds[0].revents & Int16(POLLIN) != 0
-    }
-
-    private func drainWakePipe() {
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while read(wakePipe.read, &buffer, buffer.count) > 0 {}
-    }
-
-    private func sleepInterruptibly(seconds: Double) {
-        var fds = [pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)]
-        _ = poll(&fds, 1, Int32(seconds * 1000))
-        drainWakePipe()
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: batches.makeAsyncIterator())
     }
 }

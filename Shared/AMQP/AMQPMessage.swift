@@ -59,7 +59,7 @@ public enum DeliverySettlement: Sendable, Equatable {
     case reject
 }
 
-/// A message received by a consumer. Settle it exactly once with `settle(_:)`.
+/// A message received by a consumer. Settle it exactly once, with `settle(_:)` or, for many, `settle(_:_:)`.
 public struct AMQPDelivery: Sendable {
     public let message: AMQPMessage
     public let queue: String
@@ -71,11 +71,29 @@ public struct AMQPDelivery: Sendable {
     public let deliveryCount: Int
     let deliveryTag: UInt64
     let generation: UInt64
-    let settler: @Sendable (UInt64, UInt64, DeliverySettlement) -> Void
+    let consumer: AMQPConsumer
 
-    /// Acks, requeues or rejects on the consumer's own thread. A settlement for a connection that has since been
+    /// Acks, requeues or rejects on the connection's own thread. A settlement for a connection that has since been
     /// lost is dropped: the broker redelivers the message.
     public func settle(_ settlement: DeliverySettlement) {
-        settler(generation, deliveryTag, settlement)
+        consumer.settle(generation: generation, tags: [deliveryTag], settlement)
+    }
+
+    /// Settles many deliveries at once: one hand-over to the connection's thread, and consecutive acks become one
+    /// `multiple` ack on the wire.
+    public static func settle(_ deliveries: [AMQPDelivery], _ settlement: DeliverySettlement) {
+        var groups: [ObjectIdentifier: (consumer: AMQPConsumer, generation: UInt64, tags: [UInt64])] = [:]
+        for delivery in deliveries {
+            let key = ObjectIdentifier(delivery.consumer)
+            if let group = groups[key], group.generation != delivery.generation {
+                // Deliveries of two connections: settle one by one, the old ones are dropped anyway.
+                delivery.settle(settlement)
+                continue
+            }
+            groups[key, default: (delivery.consumer, delivery.generation, [])].tags.append(delivery.deliveryTag)
+        }
+        for group in groups.values {
+            group.consumer.settle(generation: group.generation, tags: group.tags, settlement)
+        }
     }
 }

@@ -113,38 +113,43 @@ extension PostgresQuery.StringInterpolation {
 /// The inbox: a consumer records each message id in the transaction that applies the message, so a redelivered
 /// message is recognised and skipped.
 public enum Inbox {
-    /// Claims `messageID`; false when it was handled before (the transaction should then change nothing).
+    /// Claims the message ids of `messages` (id, type) in one statement and returns those that are new: the rest
+    /// were handled before (or appear twice in `messages`), and the transaction should leave them alone.
     /// `deleting`: ids of sent outbox rows to delete in the same statement (see `OutboxRelay.takeSent()`), so their
     /// deletion costs no round trip of its own.
     public static func claim(
-        _ messageID: String, type: String, deleting sent: [Int64] = [], on connection: PostgresConnection,
+        _ messages: [(id: String, type: String)], deleting sent: [Int64] = [], on connection: PostgresConnection,
         logger: Logger
-    ) async throws -> Bool {
+    ) async throws -> Set<String> {
         let rows = try await connection.execute(
-            ClaimStatement(messageID: messageID, type: type, sent: sent), logger: logger)
-        for try await _ in rows { return true }
-        return false
+            ClaimStatement(messageIDs: messages.map(\.id), types: messages.map(\.type), sent: sent), logger: logger)
+        var claimed = Set<String>()
+        for try await id in rows { claimed.insert(id) }
+        return claimed
     }
 
     /// `claim`'s statement, prepared once per connection.
     struct ClaimStatement: PostgresPreparedStatement {
-        static let name = "pets_inbox_claim"
-        static let sql = query(messageID: "", type: "", sent: []).sql
-        typealias Row = Void
-        let messageID: String
-        let type: String
+        static let name = "pets_inbox_claim_many"
+        static let sql = query(messageIDs: [], types: [], sent: []).sql
+        typealias Row = String
+        let messageIDs: [String]
+        let types: [String]
         let sent: [Int64]
 
-        static func query(messageID: String, type: String, sent: [Int64]) -> PostgresQuery {
+        static func query(messageIDs: [String], types: [String], sent: [Int64]) -> PostgresQuery {
             """
             WITH sent AS (DELETE FROM outbox WHERE id = ANY(\(sent)))
-            INSERT INTO inbox (message_id, message_type) VALUES (\(messageID), \(type))
-            ON CONFLICT (message_id) DO NOTHING RETURNING 1
+            INSERT INTO inbox (message_id, message_type)
+            SELECT m, t FROM unnest(\(messageIDs)::text[], \(types)::text[]) AS c(m, t)
+            ON CONFLICT (message_id) DO NOTHING RETURNING message_id
             """
         }
 
-        func makeBindings() -> PostgresBindings { Self.query(messageID: messageID, type: type, sent: sent).binds }
-        func decodeRow(_ row: PostgresRow) throws -> Row {}
+        func makeBindings() -> PostgresBindings {
+            Self.query(messageIDs: messageIDs, types: types, sent: sent).binds
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
     }
 }
 

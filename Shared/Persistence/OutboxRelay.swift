@@ -116,10 +116,7 @@ public final class OutboxRelay: Service, Sendable {
                 wakeupContinuation.yield()
             }
         }
-        defer {
-            ticker.cancel()
-            publisher.shutdown()
-        }
+        defer { ticker.cancel() }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.deleteConfirmed() }
             await self.poll()
@@ -127,6 +124,8 @@ public final class OutboxRelay: Service, Sendable {
             self.deletionContinuation.finish()
         }
         try? await drain(minimumAge: .zero)
+        // The relay is the connection's last user (consumers stop before it): close it without blocking a thread.
+        await publisher.stop()
     }
 
     private func poll() async {

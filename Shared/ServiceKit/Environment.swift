@@ -70,9 +70,18 @@ public struct ServiceConfiguration: Sendable {
                 password: environment.optionalString("PETS_DB_PASSWORD"),
                 database: databaseName)
         }
+        // PETS_AMQP_URLS (comma separated, one per cluster node) wins over PETS_AMQP_URL (one node).
+        let urls = environment.optionalString("PETS_AMQP_URLS").map {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let heartbeat = try environment.int("PETS_AMQP_HEARTBEAT_SECONDS", default: 10)
+        guard (0...3600).contains(heartbeat) else {
+            throw ConfigurationError("PETS_AMQP_HEARTBEAT_SECONDS must be between 0 and 3600, got \(heartbeat)")
+        }
         amqp = try AMQPConfiguration(
-            url: environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/"),
-            connectionName: name)
+            urls: urls.flatMap { $0.isEmpty ? nil : $0 }
+                ?? [environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")],
+            connectionName: name, heartbeatSeconds: heartbeat)
         let level = environment.string("LOG_LEVEL", default: "info").lowercased()
         guard let parsed = Logger.Level(rawValue: level) else {
             throw ConfigurationError(

@@ -20,14 +20,20 @@ public typealias MessageHandler = @Sendable (AMQPDelivery, PostgresConnection) a
 /// own) and returns the rows written.
 public typealias OutboxWritingHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> [OutboxEntry]
 
-/// Applies a message that is idempotent by itself (an insert that ignores a repeat, an update guarded by a version)
-/// and causes no messages: one statement, no transaction, no inbox row. For projections of events.
-public typealias ProjectionHandler = @Sendable (AMQPDelivery, PostgresConnection) async throws -> Void
+/// Applies a batch of messages that are idempotent by themselves (an insert that ignores a repeat, an update guarded
+/// by a version) and cause no messages: no inbox rows, one transaction for the batch. For projections of events; a
+/// handler folds the batch into as few statements as it can.
+public typealias ProjectionHandler = @Sendable ([AMQPDelivery], PostgresConnection) async throws -> Void
 
-/// Consumes a queue: for each delivery, one transaction claims its id in the inbox, applies it and writes its
-/// outgoing messages to the outbox; the delivery is acked only after that commit. A duplicate is acked without
-/// effect. A transient database failure is retried with backoff while the delivery stays unacked; a malformed
-/// message is dead-lettered; any other failure requeues it, and the queue's delivery limit dead-letters it in the end.
+/// Consumes a queue in batches: whatever the connection has delivered when a worker is free is applied in one
+/// transaction, which claims every message id in the inbox with one statement, runs the handler for each new message
+/// in the queue's order and writes their outgoing messages to the outbox; the deliveries are acked only after that
+/// commit, together. At low load a batch is one message and nothing waits; under load a commit (and its fsync) is
+/// shared by many messages. Duplicates are acked without effect. When a batch fails, its messages are tried one at a
+/// time, so one bad message never fails its batch-mates: a malformed one is dead-lettered, a transient failure is
+/// retried with backoff while the delivery stays unacked, and after `maximumAttempts` failures of any kind the
+/// delivery is requeued, so the queue's delivery limit bounds how often a message that always fails comes back
+/// before it is dead-lettered.
 public final class MessageConsumerService: Service, Sendable {
     private let consumer: AMQPConsumer
     private let client: PostgresClient
@@ -40,6 +46,8 @@ public final class MessageConsumerService: Service, Sendable {
     private let duplicates: Counter
     private let deadLettered: Counter
     private let redelivered: Counter
+    private let requeued: Counter
+    private let batchSizes: Recorder
     private let handling: Timer
 
     /// What a message does to the database; see the handler types.
@@ -48,28 +56,30 @@ public final class MessageConsumerService: Service, Sendable {
         case transactional(MessageHandler)
         /// In a transaction with the inbox claim; the handler writes the outbox itself.
         case writesOutbox(OutboxWritingHandler)
-        /// No transaction, no inbox: the handler is idempotent by itself.
+        /// No inbox: the handler is idempotent by itself and takes the whole batch.
         case projection(ProjectionHandler)
     }
 
     public convenience init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 16, logger: Logger, handler: @escaping MessageHandler
+        concurrency: Int = 4, logger: Logger, handler: @escaping MessageHandler
     ) {
         self.init(
             queue: queue, consumer: consumer, client: client, relay: relay, schemaReady: schemaReady,
             concurrency: concurrency, logger: logger, handling: .transactional(handler))
     }
 
+    /// - Parameter concurrency: batches applied at once (each in its own transaction). 1 keeps the queue's order
+    ///   and takes the biggest batches.
     public init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 16, logger: Logger, handling: Handling
+        concurrency: Int = 4, logger: Logger, handling: Handling
     ) {
         self.consumer = consumer
         self.client = client
         self.relay = relay
         self.schemaReady = schemaReady
-        self.concurrency = concurrency
+        self.concurrency = max(1, concurrency)
         var logger = logger
         logger[metadataKey: "queue"] = "\(queue)"
         self.logger = logger
@@ -79,56 +89,99 @@ public final class MessageConsumerService: Service, Sendable {
         duplicates = Counter(label: "pets_messages_duplicate_total", dimensions: dimensions)
         deadLettered = Counter(label: "pets_messages_dead_lettered_total", dimensions: dimensions)
         redelivered = Counter(label: "pets_messages_redelivered_total", dimensions: dimensions)
+        requeued = Counter(label: "pets_messages_requeued_total", dimensions: dimensions)
+        batchSizes = Recorder(label: "pets_message_batch_size", dimensions: dimensions)
         self.handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
     }
 
-    /// How long one attempt at a message may take before it is abandoned and retried.
+    /// How long one attempt at a message (or a batch) may take before it is abandoned and retried.
     static let attemptDeadline = 30.0
+    /// Failures of one delivery before it goes back to the queue (where the delivery limit counts it).
+    static let maximumAttempts = 8
 
     public func run() async throws {
         await schemaReady.wait()
-        let slots = Slots(concurrency)
+        consumer.start()
+        let pending = PendingDeliveries()
         await withDiscardingTaskGroup { group in
-            for await delivery in consumer.deliveries.cancelOnGracefulShutdown() {
-                await slots.acquire()
+            for _ in 0..<concurrency {
                 group.addTask {
-                    await self.process(delivery)
-                    await slots.release()
+                    while let batch = await pending.take() {
+                        await self.process(batch)
+                    }
                 }
             }
+            for await batch in consumer.batches.cancelOnGracefulShutdown() {
+                await pending.add(batch)
+            }
+            await pending.finish()
         }
         await consumer.stop()
     }
 
-    private func process(_ delivery: AMQPDelivery) async {
+    private func process(_ batch: [AMQPDelivery]) async {
+        batchSizes.record(batch.count)
+        let started = ContinuousClock.now
+        var valid: [AMQPDelivery] = []
+        for delivery in batch {
+            if delivery.redelivered { redelivered.increment() }
+            if delivery.message.messageID.isEmpty {
+                deadLetter(delivery, reason: "the message has no message id")
+            } else {
+                valid.append(delivery)
+            }
+        }
+        guard valid.count > 1 else {
+            if let only = valid.first { await processOne(only) }
+            return
+        }
+        let deliveries = valid
+        do {
+            if let seconds = deliveries.lazy.compactMap({ FaultInjection.rule(.delay, $0.message.type) }).first
+                .flatMap(Double.init)
+            {
+                try await Task.sleep(for: .seconds(seconds))
+            }
+            let (entries, applied) = try await withDeadline(seconds: Self.attemptDeadline) {
+                try await self.apply(deliveries)
+            }
+            crashIfInjected(deliveries)
+            AMQPDelivery.settle(deliveries, .ack)
+            relay.send(entries)
+            consumed.increment(by: applied)
+            duplicates.increment(by: deliveries.count - applied)
+            for _ in deliveries { handling.recordInterval(since: started) }
+        } catch {
+            if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers them.
+            logger.debug(
+                "batch failed; applying its messages one at a time",
+                metadata: ["size": "\(deliveries.count)", "error": "\(String(reflecting: error))"])
+            for delivery in deliveries { await processOne(delivery) }
+        }
+    }
+
+    private func processOne(_ delivery: AMQPDelivery) async {
         var logger = logger
         logger[metadataKey: "messageId"] = "\(delivery.message.messageID)"
         logger[metadataKey: "type"] = "\(delivery.message.type)"
         if let correlation = delivery.message.correlationID { logger[metadataKey: "sagaId"] = "\(correlation)" }
-        if delivery.redelivered { redelivered.increment() }
         let started = ContinuousClock.now
         var backoff = 0.05
         var failures = 0
         while true {
             do {
-                guard !delivery.message.messageID.isEmpty else {
-                    throw MalformedMessage("the message has no message id")
-                }
                 if let seconds = FaultInjection.rule(.delay, delivery.message.type).flatMap(Double.init) {
                     try await Task.sleep(for: .seconds(seconds))
                 }
                 // A deadline on the whole transaction: after a database restart an attempt has been seen to hang
                 // in the connection pool; it is abandoned and tried again (the inbox makes that safe).
-                let outbox: [OutboxEntry]? = try await withDeadline(seconds: Self.attemptDeadline) {
-                    try await self.apply(delivery)
+                let (entries, applied) = try await withDeadline(seconds: Self.attemptDeadline) {
+                    try await self.apply([delivery])
                 }
-                let applied = outbox != nil
-                if applied && FaultInjection.isActive(.crashAfterCommit, delivery.message.type) {
-                    FaultInjection.crash("committed \(delivery.message.type) \(delivery.message.messageID), not acked")
-                }
+                crashIfInjected([delivery])
                 delivery.settle(.ack)
-                if let outbox {
-                    relay.send(outbox)
+                relay.send(entries)
+                if applied > 0 {
                     consumed.increment()
                 } else {
                     duplicates.increment()
@@ -137,21 +190,24 @@ public final class MessageConsumerService: Service, Sendable {
                 handling.recordInterval(since: started)
                 return
             } catch let error as MalformedMessage {
-                logger.error("dead-lettering a malformed message", metadata: ["reason": "\(error)"])
-                deadLettered.increment()
-                delivery.settle(.reject)
+                deadLetter(delivery, reason: "\(error)")
                 return
             } catch  where error is DecodingError {
-                logger.error("dead-lettering a message that does not decode", metadata: ["reason": "\(error)"])
-                deadLettered.increment()
-                delivery.settle(.reject)
+                deadLetter(delivery, reason: "it does not decode: \(error)")
                 return
             } catch {
                 if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers it.
                 failures += 1
-                if !DatabaseErrors.isTransient(error) && !(error is DeadlineExceeded) && failures >= 3 {
+                let transient = DatabaseErrors.isTransient(error) || error is DeadlineExceeded
+                if failures >= Self.maximumAttempts || (!transient && failures >= 3) {
+                    // Back to the queue: the delivery limit counts it, and dead-letters it in the end.
                     logger.error(
-                        "handler keeps failing; requeueing", metadata: ["error": "\(String(reflecting: error))"])
+                        "handler keeps failing; requeueing",
+                        metadata: [
+                            "error": "\(String(reflecting: error))", "attempts": "\(failures)",
+                            "deliveryCount": "\(delivery.deliveryCount)",
+                        ])
+                    requeued.increment()
                     delivery.settle(.requeue)
                     return
                 }
@@ -163,38 +219,72 @@ public final class MessageConsumerService: Service, Sendable {
             }
         }
     }
+
+    private func deadLetter(_ delivery: AMQPDelivery, reason: String) {
+        logger.error(
+            "dead-lettering a message that cannot be handled",
+            metadata: [
+                "messageId": "\(delivery.message.messageID)", "type": "\(delivery.message.type)", "reason": "\(reason)",
+            ])
+        deadLettered.increment()
+        delivery.settle(.reject)
+    }
+
+    private func crashIfInjected(_ deliveries: [AMQPDelivery]) {
+        guard FaultInjection.isEnabled else { return }
+        for delivery in deliveries where FaultInjection.isActive(.crashAfterCommit, delivery.message.type) {
+            FaultInjection.crash("committed \(delivery.message.type) \(delivery.message.messageID), not acked")
+        }
+    }
 }
 
 extension MessageConsumerService {
-    /// One attempt at `delivery`: the outbox rows it wrote, or nil when the inbox knew it already.
-    fileprivate func apply(_ delivery: AMQPDelivery) async throws -> [OutboxEntry]? {
-        let message = delivery.message
+    /// One attempt at `deliveries` in one transaction: the outbox rows written and how many messages were new (the
+    /// inbox knew the others already).
+    fileprivate func apply(_ deliveries: [AMQPDelivery]) async throws -> ([OutboxEntry], Int) {
         switch handler {
+        case .projection(let handler):
+            if deliveries.count == 1 {
+                try await client.withConnection { connection in try await handler(deliveries, connection) }
+            } else {
+                try await client.transaction(logger: logger) { connection in
+                    try await handler(deliveries, connection)
+                }
+            }
+            return ([], deliveries.count)
         case .transactional(let handler):
-            return try await claimingTransaction(message) { connection in
-                try await Outbox.enqueue(try await handler(delivery, connection), on: connection, logger: self.logger)
+            return try await claimingTransaction(deliveries) { delivery, connection, messages, _ in
+                messages += try await handler(delivery, connection)
             }
         case .writesOutbox(let handler):
-            return try await claimingTransaction(message) { connection in try await handler(delivery, connection) }
-        case .projection(let handler):
-            try await client.withConnection { connection in try await handler(delivery, connection) }
-            return []
+            return try await claimingTransaction(deliveries) { delivery, connection, _, entries in
+                entries += try await handler(delivery, connection)
+            }
         }
     }
 
-    /// A transaction that claims the message in the inbox (deleting sent outbox rows on the way) and then runs
-    /// `body`; nil without running it when the message is a duplicate.
+    /// A transaction that claims the messages in the inbox (deleting sent outbox rows on the way) and runs `body`
+    /// for each new one, in order; the messages the bodies return go to the outbox in one statement at the end.
     private func claimingTransaction(
-        _ message: AMQPMessage, _ body: @escaping (PostgresConnection) async throws -> [OutboxEntry]
-    ) async throws -> [OutboxEntry]? {
+        _ deliveries: [AMQPDelivery],
+        _ body: @escaping (AMQPDelivery, PostgresConnection, inout [OutgoingMessage], inout [OutboxEntry])
+            async throws -> Void
+    ) async throws -> ([OutboxEntry], Int) {
         let sent = relay.takeSent()
         do {
-            let result = try await client.transaction(logger: logger) { connection -> [OutboxEntry]? in
-                guard
-                    try await Inbox.claim(
-                        message.messageID, type: message.type, deleting: sent, on: connection, logger: self.logger)
-                else { return nil }
-                return try await body(connection)
+            let result = try await client.transaction(logger: logger) { connection -> ([OutboxEntry], Int) in
+                var claimed = try await Inbox.claim(
+                    deliveries.map { ($0.message.messageID, $0.message.type) }, deleting: sent, on: connection,
+                    logger: self.logger)
+                var messages: [OutgoingMessage] = []
+                var entries: [OutboxEntry] = []
+                var applied = 0
+                for delivery in deliveries where claimed.remove(delivery.message.messageID) != nil {
+                    try await body(delivery, connection, &messages, &entries)
+                    applied += 1
+                }
+                entries += try await Outbox.enqueue(messages, on: connection, logger: self.logger)
+                return (entries, applied)
             }
             relay.deleted(sent, committed: true)
             return result
@@ -205,34 +295,45 @@ extension MessageConsumerService {
     }
 }
 
+/// Deliveries waiting for a worker. A worker takes everything there is (up to `maximumBatch`), so batches grow when
+/// the workers are busy and stay single messages when they are not; nothing waits on a timer.
+actor PendingDeliveries {
+    private var buffer: [AMQPDelivery] = []
+    private var waiters: [CheckedContinuation<[AMQPDelivery]?, Never>] = []
+    private var finished = false
+    static let maximumBatch = 128
+
+    func add(_ batch: [AMQPDelivery]) {
+        buffer += batch
+        while !waiters.isEmpty && !buffer.isEmpty {
+            waiters.removeFirst().resume(returning: takeBuffered())
+        }
+    }
+
+    /// The next batch; nil once finished and empty.
+    func take() async -> [AMQPDelivery]? {
+        if !buffer.isEmpty { return takeBuffered() }
+        if finished { return nil }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func finish() {
+        finished = true
+        waiters.forEach { $0.resume(returning: nil) }
+        waiters = []
+    }
+
+    private func takeBuffered() -> [AMQPDelivery] {
+        let count = min(buffer.count, Self.maximumBatch)
+        defer { buffer.removeFirst(count) }
+        return Array(buffer.prefix(count))
+    }
+}
+
 extension Timer {
     func recordInterval(since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-    }
-}
-
-/// A counting semaphore for tasks: at most `count` deliveries are handled at once.
-actor Slots {
-    private var free: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(_ count: Int) { free = count }
-
-    func acquire() async {
-        if free > 0 {
-            free -= 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func release() {
-        if waiters.isEmpty {
-            free += 1
-        } else {
-            waiters.removeFirst().resume()
-        }
     }
 }
 

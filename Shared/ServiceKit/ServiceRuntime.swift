@@ -7,12 +7,14 @@ import Persistence
 import PostgresNIO
 import ServiceLifecycle
 
-/// What every service with a database has: its PostgreSQL client, an AMQP publisher behind the outbox relay,
-/// consumers of its queues, and the health and metrics endpoints. Services build one and add their own parts.
+/// What every service with a database has: its PostgreSQL client, one broker connection (its thread publishes for the
+/// outbox relay and consumes every queue of the service), consumers of its queues, and the health and metrics
+/// endpoints. Services build one and add their own parts.
 public struct ServiceRuntime: Sendable {
     public let configuration: ServiceConfiguration
     public let logger: Logger
     public let postgres: PostgresClient
+    public let broker: AMQPConnection
     public let publisher: AMQPPublisher
     public let relay: OutboxRelay
     public let schemaReady = ReadinessGate()
@@ -27,28 +29,29 @@ public struct ServiceRuntime: Sendable {
         self.logger = logger
         self.migrations = [Migration.messaging] + migrations
         postgres = database.makeClient(logger: logger)
-        publisher = AMQPPublisher(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
+        broker = AMQPConnection(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
+        publisher = AMQPPublisher(connection: broker)
         relay = OutboxRelay(client: postgres, publisher: publisher, logger: logger)
         consumers = LockedConsumers()
     }
 
     /// A consumer of `queue` whose handler runs in a transaction with the inbox and the outbox.
     public func consume(
-        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, handler: @escaping MessageHandler
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 4, handler: @escaping MessageHandler
     ) -> MessageConsumerService {
         consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .transactional(handler))
     }
 
     /// A consumer of `queue` whose handler writes its own outbox rows (see `OutboxWritingHandler`).
     public func consume(
-        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, writingHandler: @escaping OutboxWritingHandler
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 4, writingHandler: @escaping OutboxWritingHandler
     ) -> MessageConsumerService {
         consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .writesOutbox(writingHandler))
     }
 
     /// A consumer of `queue` whose handler is idempotent by itself and sends nothing (see `ProjectionHandler`).
     public func project(
-        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 16, handler: @escaping ProjectionHandler
+        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 4, handler: @escaping ProjectionHandler
     ) -> MessageConsumerService {
         consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .projection(handler))
     }
@@ -56,9 +59,7 @@ public struct ServiceRuntime: Sendable {
     private func consumer(
         _ queue: String, prefetch: UInt16, concurrency: Int, handling: MessageConsumerService.Handling
     ) -> MessageConsumerService {
-        let consumer = AMQPConsumer(
-            configuration: configuration.amqp, topology: PetsTopology.durable, queue: queue, prefetch: prefetch,
-            logger: logger)
+        let consumer = broker.consumer(queue: queue, prefetch: prefetch)
         consumers.append(consumer)
         return MessageConsumerService(
             queue: queue, consumer: consumer, client: postgres, relay: relay, schemaReady: schemaReady,
@@ -94,7 +95,7 @@ public struct ServiceRuntime: Sendable {
                 guard await schemaReady.opened else { return false }
                 return (try? await withDeadline(seconds: 2) { _ = try await postgres.query("SELECT 1") }) != nil
             },
-            "broker": { consumers.all.allSatisfy(\.isConnected) && !consumers.all.isEmpty },
+            "broker": { [broker] in broker.isConnected && consumers.all.allSatisfy(\.isConnected) },
         ])
     }
 }

@@ -6,35 +6,40 @@ import CRabbitMQ
     import Darwin
 #endif
 
-/// One rabbitmq-c connection with one channel. Every call blocks, so an instance lives on exactly one thread of its
-/// own (rabbitmq-c's rule: a connection is never shared between threads) and is never touched from the Swift
-/// concurrency pool or an event loop. All C calls of the AMQP module are in this folder.
+/// One rabbitmq-c connection: channel 1 publishes (with confirms), each further channel consumes one queue. Every
+/// call blocks, so an instance lives on exactly one thread of its own (rabbitmq-c's rule: a connection is never
+/// shared between threads) and is never touched from the Swift concurrency pool or an event loop. All C calls of the
+/// AMQP module are in this folder.
 final class BlockingConnection {
     private let state: amqp_connection_state_t
-    private let channel: amqp_channel_t = 1
+    static let publishChannel: amqp_channel_t = 1
     private var open = true
-    /// The delivery tag the broker gives the next published message once confirms are on.
-    private(set) var nextPublishTag: UInt64 = 1
     /// Server-generated names of exclusive queues, by the label the topology gave them.
     private(set) var queueNames: [String: String] = [:]
+    /// The heartbeat interval the broker and we agreed on, in seconds (0: none).
+    let heartbeatSeconds: Int
 
-    init(configuration: AMQPConfiguration, confirms: Bool, connectTimeoutSeconds: Int = 5) throws {
+    /// Connects, logs in and opens the publishing channel (with confirms when `confirms`). The TCP connect, the
+    /// handshake and every RPC (declare, consume) have deadlines, so an unresponsive peer cannot hold the thread.
+    init(endpoint: AMQPConfiguration.Endpoint, configuration: AMQPConfiguration, confirms: Bool) throws {
         guard let state = amqp_new_connection() else {
             throw AMQPError(.connectionFailed, "amqp_new_connection failed (out of memory)")
         }
         self.state = state
+        let address = "\(endpoint.host):\(endpoint.port)"
         do {
             guard let socket = amqp_tcp_socket_new(state) else {
                 throw AMQPError(.connectionFailed, "amqp_tcp_socket_new failed")
             }
-            var timeout = timeval(tv_sec: connectTimeoutSeconds, tv_usec: 0)
-            let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
+            var timeout = timeval(configuration.connectTimeoutSeconds)
+            let status = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout)
             guard status == AMQP_STATUS_OK.rawValue else {
-                throw AMQPError(
-                    .connectionFailed,
-                    "cannot reach \(configuration.host):\(configuration.port): \(Self.statusText(status))"
-                )
+                throw AMQPError(.connectionFailed, "cannot reach \(address): \(Self.statusText(status))")
             }
+            var handshake = timeval(configuration.connectTimeoutSeconds)
+            _ = amqp_set_handshake_timeout(state, &handshake)
+            var rpc = timeval(configuration.rpcTimeoutSeconds)
+            _ = amqp_set_rpc_timeout(state, &rpc)
             let arena = CStringArena()
             let login = withFieldTable(
                 [("connection_name", .string(configuration.connectionName)), ("product", .string("AWSomePets"))],
@@ -42,14 +47,15 @@ final class BlockingConnection {
             ) { properties in
                 withUnsafePointer(to: properties) {
                     c_amqp_login_plain_with_properties(
-                        state, configuration.vhost, 0, 131_072, 0, $0, configuration.user, configuration.password)
+                        state, configuration.vhost, 0, 131_072, Int32(configuration.heartbeatSeconds), $0,
+                        configuration.user, configuration.password)
                 }
             }
-            try Self.check(login, .connectionFailed, "login to \(configuration.host):\(configuration.port)")
-            amqp_channel_open(state, channel)
-            try Self.check(amqp_get_rpc_reply(state), .connectionFailed, "channel.open")
+            try Self.check(login, .connectionFailed, "login to \(address)")
+            heartbeatSeconds = Int(amqp_get_heartbeat(state))
+            try openChannel(Self.publishChannel)
             if confirms {
-                amqp_confirm_select(state, channel)
+                amqp_confirm_select(state, Self.publishChannel)
                 try Self.check(amqp_get_rpc_reply(state), .connectionFailed, "confirm.select")
             }
         } catch {
@@ -68,15 +74,25 @@ final class BlockingConnection {
         guard open else { return }
         open = false
         if polite {
-            _ = amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS)
             _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
         }
         amqp_destroy_connection(state)
     }
 
+    func openChannel(_ channel: amqp_channel_t) throws {
+        amqp_channel_open(state, channel)
+        try Self.check(amqp_get_rpc_reply(state), .connectionFailed, "channel.open \(channel)")
+    }
+
+    /// Closes one consuming channel; the broker requeues what it delivered there and nobody settled.
+    func closeChannel(_ channel: amqp_channel_t) throws {
+        try Self.check(amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS), .connectionClosed, "channel.close")
+    }
+
     // MARK: Topology
 
-    func declare(_ topology: AMQPTopology) throws {
+    func declare(_ topology: AMQPTopology, quorumReplicas: Int) throws {
+        let channel = Self.publishChannel
         let arena = CStringArena()
         for exchange in topology.exchanges {
             amqp_exchange_declare(
@@ -94,6 +110,9 @@ final class BlockingConnection {
             case .quorum(let deliveryLimit):
                 arguments.append(("x-queue-type", .string("quorum")))
                 arguments.append(("x-delivery-limit", .int(Int64(deliveryLimit))))
+                if quorumReplicas > 0 {
+                    arguments.append(("x-quorum-initial-group-size", .int(Int64(quorumReplicas))))
+                }
                 (durable, exclusive, name) = (1, 0, queue.name)
             case .classic:
                 (durable, exclusive, name) = (1, 0, queue.name)
@@ -122,7 +141,7 @@ final class BlockingConnection {
 
     // MARK: Publishing
 
-    /// Sends one message; with confirms on, its delivery tag is the `nextPublishTag` before the call.
+    /// Sends one message on the publishing channel; with confirms on, the broker numbers it with the next tag.
     func publish(_ outgoing: OutgoingMessage) throws {
         let arena = CStringArena()
         let message = outgoing.message
@@ -154,60 +173,18 @@ final class BlockingConnection {
             return message.body.withUnsafeBytes { raw in
                 let body = amqp_bytes_t(len: raw.count, bytes: UnsafeMutableRawPointer(mutating: raw.baseAddress))
                 return amqp_basic_publish(
-                    state, channel, arena.bytes(outgoing.exchange), arena.bytes(outgoing.routingKey),
+                    state, Self.publishChannel, arena.bytes(outgoing.exchange), arena.bytes(outgoing.routingKey),
                     0, 0, &properties, body)
             }
         }
         guard status == AMQP_STATUS_OK.rawValue else {
             throw AMQPError(.publishFailed, "basic.publish to \(outgoing.routingKey): \(Self.statusText(status))")
         }
-        nextPublishTag += 1
-    }
-
-    /// Waits until the broker has confirmed every tag in `tags`; returns the tags it nacked.
-    func waitForConfirms(_ tags: ClosedRange<UInt64>, timeoutSeconds: Int) throws -> Set<UInt64> {
-        var pending = Set(tags)
-        var nacked = Set<UInt64>()
-        let deadline = Monotonic.now() + Double(timeoutSeconds)
-        while !pending.isEmpty {
-            let remaining = deadline - Monotonic.now()
-            guard remaining > 0 else {
-                throw AMQPError(.confirmTimeout, "\(pending.count) messages not confirmed in \(timeoutSeconds) s")
-            }
-            var timeout = timeval(remaining)
-            var frame = amqp_frame_t()
-            let status = amqp_simple_wait_frame_noblock(state, &frame, &timeout)
-            if status == AMQP_STATUS_TIMEOUT.rawValue { continue }
-            guard status == AMQP_STATUS_OK.rawValue else {
-                throw AMQPError(.connectionClosed, "waiting for confirms: \(Self.statusText(status))")
-            }
-            guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { continue }
-            switch frame.payload.method.id {
-            case MethodID.basicAck:
-                let ack = frame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-                _ = confirm(&pending, tag: ack.delivery_tag, multiple: ack.multiple != 0)
-            case MethodID.basicNack:
-                let nack = frame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-                nacked.formUnion(confirm(&pending, tag: nack.delivery_tag, multiple: nack.multiple != 0))
-            case MethodID.channelClose, MethodID.connectionClose:
-                throw AMQPError(.connectionClosed, "the broker closed the connection while confirming")
-            default:
-                continue
-            }
-        }
-        return nacked
-    }
-
-    /// Removes the confirmed tags from `pending` and returns them (`multiple` confirms every tag up to `tag`).
-    private func confirm(_ pending: inout Set<UInt64>, tag: UInt64, multiple: Bool) -> Set<UInt64> {
-        let settled: Set<UInt64> = multiple ? pending.filter { $0 <= tag } : (pending.contains(tag) ? [tag] : [])
-        pending.subtract(settled)
-        return settled
     }
 
     // MARK: Consuming
 
-    func startConsuming(queue label: String, prefetch: UInt16) throws {
+    func startConsuming(queue label: String, prefetch: UInt16, channel: amqp_channel_t) throws {
         amqp_basic_qos(state, channel, 0, prefetch, 0)
         try Self.check(amqp_get_rpc_reply(state), .consumeFailed, "basic.qos")
         let arena = CStringArena()
@@ -231,41 +208,81 @@ final class BlockingConnection {
         var deliveryCount: Int
     }
 
-    /// Reads the next delivery; nil when none came within the timeout or a non-delivery frame was consumed.
-    func receive(timeoutSeconds: Int) throws -> Received? {
-        amqp_maybe_release_buffers(state)
-        var envelope = amqp_envelope_t()
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        let reply = amqp_consume_message(state, &envelope, &timeout, 0)
-        switch reply.reply_type {
-        case AMQP_RESPONSE_NORMAL:
-            defer { amqp_destroy_envelope(&envelope) }
-            return Self.received(from: envelope)
-        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_TIMEOUT.rawValue:
-            return nil
-        case AMQP_RESPONSE_LIBRARY_EXCEPTION where reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue:
-            // A frame other than a delivery is pending: a close from the broker, or something to skip.
-            var frame = amqp_frame_t()
-            let status = amqp_simple_wait_frame(state, &frame)
-            guard status == AMQP_STATUS_OK.rawValue else {
-                throw AMQPError(.connectionClosed, "reading a frame: \(Self.statusText(status))")
+    /// What one frame from the broker meant.
+    enum Event {
+        case delivery(channel: amqp_channel_t, Received)
+        case confirm(tag: UInt64, multiple: Bool, ack: Bool)
+        /// Anything the loop need not act on (a frame of no interest).
+        case other
+    }
+
+    /// The next frame, without waiting: nil when nothing is buffered or readable. rabbitmq-c sends heartbeats
+    /// from inside this call when one is due and fails it with `AMQP_STATUS_HEARTBEAT_TIMEOUT` when the broker was
+    /// silent for two intervals, so calling it regularly is what keeps a connection honest.
+    func nextEvent() throws -> Event? {
+        var frame = amqp_frame_t()
+        var immediately = timeval(tv_sec: 0, tv_usec: 0)
+        let status = amqp_simple_wait_frame_noblock(state, &frame, &immediately)
+        if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
+        guard status == AMQP_STATUS_OK.rawValue else {
+            if status == AMQP_STATUS_HEARTBEAT_TIMEOUT.rawValue {
+                throw AMQPError(
+                    .connectionClosed, "no heartbeat from the broker for \(2 * heartbeatSeconds) s: connection dead")
             }
-            if frame.frame_type == UInt8(AMQP_FRAME_METHOD),
-                frame.payload.method.id == MethodID.channelClose || frame.payload.method.id == MethodID.connectionClose
-            {
-                throw AMQPError(.connectionClosed, "the broker closed the connection")
+            throw AMQPError(.connectionClosed, "reading from the broker: \(Self.statusText(status))")
+        }
+        guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else { return .other }
+        switch frame.payload.method.id {
+        case MethodID.basicDeliver:
+            let deliver = frame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+            // Copied before reading the content frames, which may reuse the decoding pool.
+            let tag = deliver.delivery_tag
+            let redelivered = deliver.redelivered != 0
+            let exchange = Self.string(deliver.exchange)
+            let routingKey = Self.string(deliver.routing_key)
+            var message = amqp_message_t()
+            let reply = amqp_read_message(state, frame.channel, &message, 0)
+            guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
+                throw AMQPError(.connectionClosed, "reading a delivery: \(Self.replyText(reply))")
             }
-            return nil
+            defer { amqp_destroy_message(&message) }
+            return .delivery(
+                channel: frame.channel,
+                Self.received(
+                    message, tag: tag, redelivered: redelivered, exchange: exchange, routingKey: routingKey))
+        case MethodID.basicAck:
+            let ack = frame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            return .confirm(tag: ack.delivery_tag, multiple: ack.multiple != 0, ack: true)
+        case MethodID.basicNack:
+            let nack = frame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            return .confirm(tag: nack.delivery_tag, multiple: nack.multiple != 0, ack: false)
+        case MethodID.basicCancel:
+            throw AMQPError(.connectionClosed, "the broker cancelled a consumer on channel \(frame.channel)")
+        case MethodID.channelClose:
+            let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
+            throw AMQPError(
+                .connectionClosed,
+                "the broker closed channel \(frame.channel): \(close.reply_code) \(Self.string(close.reply_text))")
+        case MethodID.connectionClose:
+            let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
+            throw AMQPError(
+                .connectionClosed, "the broker closed the connection: \(close.reply_code) \(Self.string(close.reply_text))"
+            )
         default:
-            throw AMQPError(.connectionClosed, "consume: \(Self.replyText(reply))")
+            return .other
         }
     }
 
-    func settle(deliveryTag: UInt64, _ settlement: DeliverySettlement) throws {
+    /// Frees the memory of frames already handled (a no-op while frames are queued).
+    func releaseBuffers() { amqp_maybe_release_buffers(state) }
+
+    func settle(channel: amqp_channel_t, deliveryTag: UInt64, _ settlement: DeliverySettlement, multiple: Bool)
+        throws
+    {
         let status: Int32
         switch settlement {
-        case .ack: status = amqp_basic_ack(state, channel, deliveryTag, 0)
-        case .requeue: status = amqp_basic_nack(state, channel, deliveryTag, 0, 1)
+        case .ack: status = amqp_basic_ack(state, channel, deliveryTag, multiple ? 1 : 0)
+        case .requeue: status = amqp_basic_nack(state, channel, deliveryTag, multiple ? 1 : 0, 1)
         case .reject: status = amqp_basic_reject(state, channel, deliveryTag, 0)
         }
         guard status == AMQP_STATUS_OK.rawValue else {
@@ -273,8 +290,10 @@ final class BlockingConnection {
         }
     }
 
-    private static func received(from envelope: amqp_envelope_t) -> Received {
-        let properties = envelope.message.properties
+    private static func received(
+        _ content: amqp_message_t, tag: UInt64, redelivered: Bool, exchange: String, routingKey: String
+    ) -> Received {
+        let properties = content.properties
         let flags = UInt32(properties._flags)
         func field(_ flag: Int32, _ bytes: amqp_bytes_t) -> String? {
             flags & UInt32(flag) != 0 ? string(bytes) : nil
@@ -299,7 +318,7 @@ final class BlockingConnection {
                 }
             }
         }
-        let body = envelope.message.body
+        let body = content.body
         let message = AMQPMessage(
             messageID: field(AMQP_BASIC_MESSAGE_ID_FLAG, properties.message_id) ?? "",
             correlationID: field(AMQP_BASIC_CORRELATION_ID_FLAG, properties.correlation_id),
@@ -311,13 +330,8 @@ final class BlockingConnection {
             persistent: flags & UInt32(AMQP_BASIC_DELIVERY_MODE_FLAG) != 0 && properties.delivery_mode == 2
         )
         return Received(
-            message: message,
-            deliveryTag: envelope.delivery_tag,
-            redelivered: envelope.redelivered != 0,
-            exchange: string(envelope.exchange),
-            routingKey: string(envelope.routing_key),
-            deliveryCount: deliveryCount
-        )
+            message: message, deliveryTag: tag, redelivered: redelivered, exchange: exchange,
+            routingKey: routingKey, deliveryCount: deliveryCount)
     }
 
     // MARK: Errors
@@ -349,7 +363,7 @@ final class BlockingConnection {
         }
     }
 
-    private static func statusText(_ status: Int32) -> String {
+    static func statusText(_ status: Int32) -> String {
         String(cString: amqp_error_string2(status))
     }
 
@@ -365,6 +379,8 @@ enum MethodID {
     static let channelClose: amqp_method_number_t = 0x0014_0028
     static let basicAck: amqp_method_number_t = 0x003C_0050
     static let basicNack: amqp_method_number_t = 0x003C_0078
+    static let basicDeliver: amqp_method_number_t = 0x003C_003C
+    static let basicCancel: amqp_method_number_t = 0x003C_001E
 }
 
 /// A value in an AMQP field table.
