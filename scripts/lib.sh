@@ -451,10 +451,10 @@ pets_start_service() {
         Notifier) export PETS_TOKEN_SECRET PETS_ORCHESTRATOR_URL="http://127.0.0.1:$PETS_ORCHESTRATOR_PORT" ;;
         Inventory) export PETS_INITIAL_STOCK ;;
         esac
-        # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator) and fault
-        # injection for the reliability tests (every service with a database).
-        for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-            PETS_FAULTS_FILE; do
+        # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator), the start's
+        # deadline and attempts (Order) and fault injection for the reliability tests (every service with a database).
+        for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS \
+            PETS_START_DEADLINE_SECONDS PETS_START_ATTEMPTS PETS_FAULTS PETS_FAULTS_FILE; do
             if [[ -n ${!v:-} ]]; then export "${v?}"; fi
         done
         # A fixed working folder, whatever the caller's: relative paths (static files) resolve from the repo.
@@ -585,8 +585,8 @@ pets_start_supervisor() {
     export PETS_STATE PETS_BIN PETS_SCALE PETS_PG_HOST PETS_PG_PORT PETS_AMQP_PORT PETS_RABBIT_DIST_PORT PETS_EPMD_PORT \
         PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
         PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT \
-        PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-        PETS_FAULTS_FILE
+        PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS \
+        PETS_START_DEADLINE_SECONDS PETS_START_ATTEMPTS PETS_FAULTS PETS_FAULTS_FILE
     (
         trap - EXIT INT TERM
         exec setsid bash -c 'source "$0" && pets_defaults && pets_secrets && pets_supervise' "$PETS_REPO/scripts/lib.sh"

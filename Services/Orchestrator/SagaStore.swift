@@ -19,15 +19,42 @@ struct SagaStore: Sendable {
     private static let completed = Counter(label: "pets_sagas_completed_total")
     private static let compensated = Counter(label: "pets_sagas_compensated_total")
     private static let parked = Counter(label: "pets_sagas_parked_total")
+    /// Sagas closed before any step ran, because the order's start never arrived (see `abandon`).
+    private static let abandoned = Counter(label: "pets_sagas_abandoned_total")
 
     /// Creates the order's saga unless it exists, and starts it.
     func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
         async throws -> [OutboxEntry]
     {
+        try await create(
+            PlaceOrderData(request, traceparent: traceHeaders["traceparent"]), with: .start,
+            traceHeaders: traceHeaders, on: connection)
+    }
+
+    /// Creates the order's saga unless it exists, already closing: no step runs, the order is cancelled with the
+    /// request's reason and the client gets a final `failed`. An order whose saga exists keeps it: that saga ends
+    /// the order by itself, and the order then has its status events.
+    func abandon(_ request: AbandonPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
+        async throws -> [OutboxEntry]
+    {
+        let data = PlaceOrderData(
+            StartPlaceOrder(
+                orderId: request.orderId, lines: [], postCode: "",
+                card: CardSummary(last4: "", expiry: "", cardholderName: ""),
+                createdOn: request.createdOn),
+            traceparent: traceHeaders["traceparent"])
+        let failure = SagaFailure(step: "start", type: request.errorType, message: request.errorMessage)
+        let outbox = try await create(data, with: .abandon(failure), traceHeaders: traceHeaders, on: connection)
+        if !outbox.isEmpty { Self.abandoned.increment() }
+        return outbox
+    }
+
+    /// Inserts the order's saga (one per order) and runs `event` on it; nothing when the order has a saga already.
+    private func create(
+        _ data: PlaceOrderData, with event: SagaEvent, traceHeaders: [String: String], on connection: PostgresConnection
+    ) async throws -> [OutboxEntry] {
         let sagaId = UUID().uuidString.lowercased()
-        var saga = SagaInstance(
-            id: sagaId, orderId: request.orderId.lowercased(),
-            data: PlaceOrderData(request, traceparent: traceHeaders["traceparent"]))
+        var saga = SagaInstance(id: sagaId, orderId: data.orderId.lowercased(), data: data)
         let instance = try Self.encode(saga)
         let inserted = try await connection.query(
             """
@@ -42,8 +69,8 @@ struct SagaStore: Sendable {
             logger.info("saga for this order exists already", metadata: ["orderId": "\(saga.orderId)"])
             return []
         }
-        Self.started.increment()
-        let effects = machine.handle(.start, &saga, now: Date())
+        if case .start = event { Self.started.increment() }
+        let effects = machine.handle(event, &saga, now: Date())
         return try await save(saga, effects: effects, eventSeq: 0, traceHeaders: traceHeaders, on: connection)
     }
 
@@ -60,7 +87,9 @@ struct SagaStore: Sendable {
 
     func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
     {
-        for try await (instance, eventSeq) in try await connection.execute(LoadStatement(sagaId: sagaId), logger: logger) {
+        for try await (instance, eventSeq) in try await connection.execute(
+            LoadStatement(sagaId: sagaId), logger: logger)
+        {
             return (try Self.decode(instance), eventSeq)
         }
         return nil

@@ -64,7 +64,7 @@ ORDER_URL, INVENTORY_URL, PAYMENT_URL, ORCHESTRATOR_URL = (
 
 # The knobs a test may set for the services (lib.sh passes them on only when set).
 KNOBS = ("PETS_STEP_DEADLINE_SECONDS", "PETS_STEP_ATTEMPTS", "PETS_COMPENSATION_ATTEMPTS",
-         "PETS_RETRY_INTERVAL_SECONDS")
+         "PETS_RETRY_INTERVAL_SECONDS", "PETS_START_DEADLINE_SECONDS", "PETS_START_ATTEMPTS")
 
 HTTP_TIMEOUT = 10
 # How a Swift process that died by itself announces it (an injected crash is a silent SIGKILL instead).
