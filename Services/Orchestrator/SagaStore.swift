@@ -85,6 +85,56 @@ struct SagaStore: Sendable {
         return try await save(updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, on: connection)
     }
 
+    /// Parks the saga `sagaId` as `needs_attention` without running the state machine: for a saga that cannot be
+    /// run, whose stored instance may not even load. Reads only the plain columns; records `reason` in the history
+    /// (the monitor's timeline) and sends the client a `needsAttention` event, as any parked saga does.
+    func park(sagaId: String, reason: String, on connection: PostgresConnection) async throws -> [OutboxEntry] {
+        let rows = try await connection.query(
+            """
+            SELECT order_id, event_seq, coalesce(step, 'timer'), instance #>> '{data,traceparent}'
+            FROM sagas WHERE id = \(sagaId) FOR UPDATE
+            """,
+            logger: logger)
+        var found: (String, Int, String, String?)?
+        for try await row in rows.decode((String, Int, String, String?).self) { found = row }
+        guard let (orderId, eventSeq, step, traceparent) = found else { return [] }
+        let seq = eventSeq + 1
+        let event = StatusEvent(
+            orderId: orderId, seq: seq, status: .needsAttention, step: step,
+            message: "The order's saga cannot go on by itself; an operator must look at it",
+            at: Timestamp.string(Date()), traceparent: traceparent)
+        let body = try MessageCodec.encode(event)
+        let message = OutgoingMessage(
+            exchange: Exchanges.status, routingKey: "",
+            message: AMQPMessage(
+                messageID: "\(orderId)/\(seq)", correlationID: sagaId, type: MessageTypes.orderStatus,
+                headers: traceparent.map { ["traceparent": $0] } ?? [:], body: body))
+        let outbox = try OutboxRows([message])
+        let inserted = try await connection.query(
+            """
+            WITH events AS (
+                INSERT INTO saga_events (order_id, seq, body)
+                VALUES (\(orderId), \(seq), \(String(decoding: body, as: UTF8.self))::jsonb)
+            ), history AS (
+                INSERT INTO saga_history (saga_id, step, kind, attempt, detail)
+                VALUES (\(sagaId), \(step), \(SagaHistoryEntry.Kind.parked.rawValue), 0, \(reason))
+            ), saga AS (
+                UPDATE sagas SET status = \(SagaStatus.needsAttention.rawValue), timer_at = NULL, event_seq = \(seq),
+                    updated_at = now(),
+                    -- The instance agrees, so that once repaired an operator's retry resumes it.
+                    instance = CASE WHEN jsonb_typeof(instance) = 'object'
+                        THEN jsonb_set(instance - 'timer', '{status}', to_jsonb(\(SagaStatus.needsAttention.rawValue)::text))
+                        ELSE instance END
+                WHERE id = \(sagaId)
+            )
+            \(insertOutbox: outbox)
+            ORDER BY n RETURNING id, message_id
+            """,
+            logger: logger)
+        Self.parked.increment()
+        return try await OutboxRows.entries(from: inserted.decode((Int64, String).self), messages: [message])
+    }
+
     func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
     {
         for try await (instance, eventSeq) in try await connection.execute(

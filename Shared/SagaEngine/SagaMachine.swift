@@ -120,7 +120,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
                     .history(.init(step: "operator", kind: .ignored, attempt: saga.attempt, detail: "not parked")))
                 return effects
             }
-            saga.status = .compensating
+            // A saga parked in its forward steps (its timer could not fire) runs on forward.
+            saga.status = saga.phase == .forward ? .running : .compensating
             effects.append(.history(.init(step: call.command, kind: .operatorRetry, attempt: saga.attempt)))
             saga.attempt = 0
             send(call, &saga, now: now, effects: &effects)

@@ -245,6 +245,19 @@ struct PlaceOrderSagaTests {
         #expect(saga.status == .running)
     }
 
+    @Test func aSagaParkedInItsForwardStepsRunsOnForwardWhenRetried() {
+        // As `SagaStore.park` leaves a saga whose timer could not fire: parked, no timer, still in its first step.
+        var saga = newSaga()
+        _ = machine.handle(.start, &saga, now: start)
+        saga.status = .needsAttention
+        saga.timer = nil
+        var effects = machine.handle(.operatorRetry, &saga, now: start)
+        #expect(sent(effects) == ["reserveInventory#1"])
+        #expect(saga.status == .running)
+        effects += machine.handle(reply("reserveInventory"), &saga, now: start)
+        #expect(sent(effects).last == "processPayment#1")
+    }
+
     @Test func theSagaSurvivesAnEncodeDecodeRoundTripMidway() throws {
         var saga = newSaga()
         _ = machine.handle(.start, &saga, now: start)

@@ -120,6 +120,18 @@ class System:
         if result.returncode != 0:
             raise RuntimeError(f"lib.sh `{commands}` failed (exit {result.returncode}):\n{output}")
 
+    def sql(self, database: str, statement: str) -> list[list[str]]:
+        """Runs `statement` as the superuser on one service's database; returns its rows (as text).
+
+        For what no API shows: a stored saga to corrupt, rows to age."""
+        script = (f"source {shlex.quote(str(REPO / 'scripts' / 'lib.sh'))}; pets_defaults; "
+                  f"pets_psql -At -F $'\\t' -d {shlex.quote(database)} -c {shlex.quote(statement)}")
+        result = subprocess.run(["bash", "-c", script], env=self.env(self.knobs), cwd=REPO, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(f"psql on {database} failed: {statement}\n{result.stderr}")
+        return [line.split("\t") for line in result.stdout.splitlines() if line]
+
     def start(self) -> None:
         missing = [name for name in SERVICE_NAMES if not os.access(PETS_BIN / name, os.X_OK)]
         if missing:

@@ -1,13 +1,15 @@
-"""Liveness: nothing waits for ever. An order whose start is dead-lettered still ends.
+"""Liveness: nothing waits for ever. An order whose start is dead-lettered still ends, and one saga that cannot be
+loaded does not stop every other saga's timers.
 """
 
 from __future__ import annotations
 
+import requests
 from websockets.sync.client import connect
 
 from conftest import (
-    FINAL_STATUSES, assert_well_formed, follow, metric, order_body, payments, place_order, read_until, saga, stock,
-    wait_for_order, ws_url,
+    FINAL_STATUSES, ORCHESTRATOR_URL, assert_well_formed, follow, get_json, get_order, history, metric, order_body,
+    payments, place_order, read_until, saga, stock, wait_for_order, wait_until, ws_url,
 )
 
 START_DEADLINE = 2
@@ -65,3 +67,61 @@ def test_an_order_whose_start_is_dead_lettered_is_sent_again_then_cancelled_with
     pets.watch(healthy["orderId"])
     assert follow(healthy)[-1]["status"] == "success", f"order {healthy['orderId']}"
     assert metric("Order", "pets_order_starts_resent_total") == resent
+
+
+def test_a_saga_whose_instance_does_not_load_is_parked_and_the_other_timers_still_fire(pets):
+    """Two sagas wait for a reply that comes too late. The first one's stored instance is corrupted, so it cannot
+    be loaded when its deadline comes. It is parked as `needs_attention` with the reason, and the second saga's
+    deadline still fires: it is compensated and cancelled as usual."""
+    pets.configure({"PETS_STEP_DEADLINE_SECONDS": 2, "PETS_STEP_ATTEMPTS": 1, "PETS_RETRY_INTERVAL_SECONDS": 0.2})
+    parked_before = metric("Orchestrator", "pets_sagas_parked_total")
+    replies_dead_before = metric("Orchestrator", "pets_messages_dead_lettered_total", queue="orchestrator.replies")
+
+    with pets.faults("delay reserveInventory 6"):
+        bad = place_order(order_body([("Chicken", 1)]))
+        bad_id = pets.watch(bad["orderId"])
+        good = place_order(order_body([("Chicken", 1)]))
+        good_id = pets.watch(good["orderId"])
+        wait_until(lambda: pets.sql("orchestrator", f"SELECT 1 FROM sagas WHERE order_id = '{bad_id}'"), timeout=5,
+                   message=f"order {bad_id}: its saga being created")
+        # Valid JSON, but not a saga: the phase is unknown. Due at once, so it sorts before the other saga.
+        pets.sql("orchestrator",
+                 f"""UPDATE sagas SET instance = jsonb_set(instance, '{{phase}}', '"warp"'), timer_at = now() """
+                 f"WHERE order_id = '{bad_id}'")
+        with connect(ws_url(bad), open_timeout=10, close_timeout=2) as ws:
+            seen: list[dict] = []
+            alert = read_until(ws, {"needsAttention"} | FINAL_STATUSES, 20, seen)
+        assert alert["status"] == "needsAttention", f"order {bad_id}: {alert}"
+
+        # The other saga's deadline fired although the bad one is due earlier.
+        order = wait_for_order(good_id, ("cancelled",), timeout=20)
+    assert order["errorType"] == "Timeout", f"order {good_id}: {order}"
+    messages = follow(good)
+    assert_well_formed(messages, good_id)
+    assert messages[-1]["status"] == "failed", f"order {good_id}: {messages[-1]}"
+
+    detail = saga(bad_id)
+    assert detail["saga"]["status"] == "needs_attention", f"order {bad_id}: {detail['saga']}"
+    parked = [h for h in detail["history"] if h["kind"] == "parked"]
+    assert parked and "does not load" in parked[0]["detail"] and "phase" in parked[0]["detail"], \
+        f"order {bad_id}: the history must say why: {detail['history']}"
+    assert metric("Orchestrator", "pets_sagas_parked_total") >= parked_before + 1
+    assert [s for s in get_json(f"{ORCHESTRATOR_URL}/sagas", status="needs_attention") if s["orderId"] == bad_id]
+    # Retrying it as it is cannot work: the operator is told why.
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", timeout=10)
+    assert response.status_code == 409 and "does not load" in response.json()["message"], \
+        f"order {bad_id}: {response.status_code} {response.text}"
+    assert get_order(bad_id)["orderStatus"] == "placed"
+
+    # Once repaired, an operator's retry resumes it and it ends. First the late reply to its first reservation
+    # must have come and gone (dead-lettered: the instance did not load), or it would resume the saga itself.
+    wait_until(lambda: metric("Orchestrator", "pets_messages_dead_lettered_total", queue="orchestrator.replies")
+               >= replies_dead_before + 1, timeout=20,
+               message=f"order {bad_id}: the late reserveInventory reply reaching the corrupted saga")
+    pets.sql("orchestrator",
+             f"""UPDATE sagas SET instance = jsonb_set(instance, '{{phase}}', '"forward"') WHERE order_id = '{bad_id}'""")
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", timeout=10)
+    assert response.status_code == 202, f"order {bad_id}: {response.status_code} {response.text}"
+    order = wait_for_order(bad_id, timeout=30)
+    assert order["orderStatus"] == "completed", f"order {bad_id}: {order}"
+    assert len([h for h in history(bad_id, "processPayment") if h["kind"] == "succeeded"]) == 1
