@@ -28,7 +28,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
-        runtime.consume(Queues.inventoryCommands, handler: commands.handler))
+        runtime.consume(Queues.inventoryCommands, handler: commands.handler),
+        try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { try await store.seed($0, initialStock: initialStock) })
         runtime.relay.notify()

@@ -71,7 +71,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         // showed seq 6 before seq 5 for a moment would be visible to a client reading `GET /orders/{id}`.
         runtime.project(Queues.orderEvents, concurrency: 1, handler: handlers.projectEvent),
         UnstartedOrderSweeper(
-            orders: unstarted, relay: runtime.relay, schemaReady: runtime.schemaReady, logger: logger))
+            orders: unstarted, relay: runtime.relay, schemaReady: runtime.schemaReady, logger: logger),
+        try runtime.retention(OrderRetention.rules(retentionSeconds: try runtime.historyRetentionSeconds())))
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { _ in try await repository.seedCatalogue() })
     }

@@ -25,7 +25,7 @@ public struct ServiceRuntime: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        self.migrations = [Migration.messaging] + migrations
+        self.migrations = [Migration.messaging, Migration.inboxByAge] + migrations
         postgres = database.makeClient(logger: logger)
         publisher = AMQPPublisher(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
         relay = OutboxRelay(client: postgres, publisher: publisher, logger: logger)

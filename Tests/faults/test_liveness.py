@@ -1,8 +1,10 @@
-"""Liveness: nothing waits for ever. An order whose start is dead-lettered still ends, and one saga that cannot be
-loaded does not stop every other saga's timers.
+"""Liveness: nothing waits for ever and no table only grows. An order whose start is dead-lettered still ends, one
+saga that cannot be loaded does not stop every other saga's timers, and old rows that protect nothing are pruned.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import requests
 from websockets.sync.client import connect
@@ -125,3 +127,58 @@ def test_a_saga_whose_instance_does_not_load_is_parked_and_the_other_timers_stil
     order = wait_for_order(bad_id, timeout=30)
     assert order["orderStatus"] == "completed", f"order {bad_id}: {order}"
     assert len([h for h in history(bad_id, "processPayment") if h["kind"] == "succeeded"]) == 1
+
+
+DATABASES = ("orders", "inventory", "payments", "orchestrator")
+
+
+def test_pruning_deletes_rows_older_than_their_retention_and_keeps_the_rest(pets):
+    """Inbox rows older than the inbox retention (a week) and the history of sagas and orders that ended longer ago
+    than the history retention (a year) are deleted; younger inbox rows, the history of recent orders and the
+    orders and sagas themselves stay."""
+    pets.configure({"PETS_PRUNE_INTERVAL_SECONDS": 1})
+    old_done = place_order(order_body([("Hamster", 1)]))
+    old_id = pets.watch(old_done["orderId"])
+    recent = place_order(order_body([("Hamster", 1)]))
+    recent_id = pets.watch(recent["orderId"])
+    for order_id in (old_id, recent_id):
+        assert wait_for_order(order_id)["orderStatus"] == "completed", f"order {order_id}"
+    wait_until(lambda: len(get_order(old_id)["history"]) >= 5, timeout=10, message=f"order {old_id}: history")
+
+    tag = uuid.uuid4().hex[:8]
+    for db in DATABASES:
+        pets.sql(db, f"""INSERT INTO inbox (message_id, message_type, received_at) VALUES
+                         ('old-{tag}', 'test', now() - interval '8 days'),
+                         ('young-{tag}', 'test', now() - interval '6 days')""")
+    [[saga_id]] = pets.sql("orchestrator", f"SELECT id FROM sagas WHERE order_id = '{old_id}'")
+    pets.sql("orchestrator", f"""
+        UPDATE sagas SET updated_at = now() - interval '400 days' WHERE id = '{saga_id}';
+        UPDATE saga_history SET at = now() - interval '400 days' WHERE saga_id = '{saga_id}';
+        UPDATE saga_events SET at = now() - interval '400 days' WHERE order_id = '{old_id}'""")
+    pets.sql("orders", f"""
+        UPDATE orders SET updated_on = now() - interval '400 days' WHERE id = '{old_id}';
+        UPDATE order_events SET recorded_at = now() - interval '400 days' WHERE order_id = '{old_id}'""")
+
+    def count(db: str, statement: str) -> int:
+        return int(pets.sql(db, statement)[0][0])
+
+    def pruned() -> bool:
+        return all(count(db, f"SELECT count(*) FROM inbox WHERE message_id = 'old-{tag}'") == 0 for db in DATABASES) \
+            and count("orchestrator", f"SELECT count(*) FROM saga_history WHERE saga_id = '{saga_id}'") == 0 \
+            and count("orchestrator", f"SELECT count(*) FROM saga_events WHERE order_id = '{old_id}'") == 0 \
+            and count("orders", f"SELECT count(*) FROM order_events WHERE order_id = '{old_id}'") == 0
+
+    wait_until(pruned, timeout=20, interval=0.5, message="the old inbox rows and the old order's history pruned")
+    for db in DATABASES:
+        assert count(db, f"SELECT count(*) FROM inbox WHERE message_id = 'young-{tag}'") == 1, \
+            f"{db}: an inbox row younger than the retention was pruned"
+    assert metric("Orchestrator", "pets_rows_pruned_total", table="saga_history") >= 1
+    assert metric("Order", "pets_rows_pruned_total", table="order_events") >= 1
+    assert metric("Payment", "pets_rows_pruned_total", table="inbox") >= 1
+
+    # The recent order keeps its history; the old one is still there, only without it.
+    assert len(get_order(recent_id)["history"]) >= 5, f"order {recent_id}: {get_order(recent_id)['history']}"
+    assert len(history(recent_id)) >= 5, f"order {recent_id}"
+    old = get_order(old_id)
+    assert old["orderStatus"] == "completed" and old["history"] == [], f"order {old_id}: {old}"
+    assert saga(old_id)["saga"]["status"] == "completed", f"order {old_id}"
