@@ -11,12 +11,15 @@ import PostgresNIO
 /// longer `placed`). A `placed` order with neither, once its start has been out of the outbox for the deadline, had
 /// its start lost: dead-lettered (it did not decode, or its delivery limit was reached). Such an order gets its
 /// start again (the orchestrator makes one saga per order, so a copy is harmless), then an `abandonPlaceOrder` that
-/// makes the orchestrator close the saga and cancel the order with the reason, and, should even that get no answer,
-/// a cancellation here.
+/// makes the orchestrator close the saga and cancel the order with the reason (or do nothing, when the saga exists
+/// after all). Should even that get no answer, the abandonment is sent again, ever less often (up to hourly).
+///
+/// The order is never cancelled here: the sign of its saga may only be late (a backlog on `order.events`), and
+/// cancelling an order whose saga runs would undo a good order; the orchestrator alone can tell.
 struct UnstartedOrders: Sendable {
     let client: PostgresClient
     let logger: Logger
-    /// How long a sent start (or abandonment) may go without a sign of the saga.
+    /// How long a sent start may go without a sign of the saga (abandonments wait twice as long each time).
     let deadline: Double
     /// How many times the start is sent in all (the first time included) before the order is abandoned.
     let maxAttempts: Int
@@ -25,8 +28,8 @@ struct UnstartedOrders: Sendable {
     static let errorType = "SagaNotStarted"
 
     private static let resent = Counter(label: "pets_order_starts_resent_total")
-    private static let abandoned = Counter(label: "pets_orders_abandoned_total", dimensions: [("by", "orchestrator")])
-    private static let cancelledHere = Counter(label: "pets_orders_abandoned_total", dimensions: [("by", "order")])
+    private static let abandoned = Counter(label: "pets_orders_abandoned_total")
+    private static let abandonRepeated = Counter(label: "pets_order_abandons_repeated_total")
 
     /// What to do about one overdue order. Pure: `UnstartedOrderTests` covers every case.
     enum Action: Equatable {
@@ -34,17 +37,14 @@ struct UnstartedOrders: Sendable {
         case wait
         /// Send the start again.
         case resend
-        /// Ask the orchestrator to close the saga and cancel the order.
+        /// Ask the orchestrator to close the saga and cancel the order (again, if it did not answer).
         case abandon
-        /// The abandonment got no answer either: cancel the order here (no status event reaches the client).
-        case cancel
 
         /// - Parameters:
-        ///   - attempts: starts sent so far; `maxAttempts + 1` once the abandonment was sent.
+        ///   - attempts: messages sent so far: starts, then abandonments (above `maxAttempts`).
         ///   - hasStart: the order kept its start message (orders placed before that column existed did not).
         static func next(attempts: Int, unsent: Bool, hasStart: Bool, maxAttempts: Int) -> Action {
             if unsent { return .wait }
-            if attempts > maxAttempts { return .cancel }
             if attempts < maxAttempts && hasStart { return .resend }
             return .abandon
         }
@@ -67,6 +67,10 @@ struct UnstartedOrders: Sendable {
                                AND m.type IN (\(MessageTypes.startPlaceOrder), \(MessageTypes.abandonPlaceOrder)))
                 FROM orders o
                 WHERE o.status = 'placed' AND o.start_sent_at <= now() - make_interval(secs => \(deadline))
+                  -- After an abandonment, twice as long as after the one before, at most an hour.
+                  AND o.start_sent_at <= now() - make_interval(secs => least(
+                      \(deadline) * power(2::float8, least(greatest(o.start_attempts - \(maxAttempts), 0), 30)),
+                      greatest(\(deadline), 3600)))
                   AND NOT EXISTS (SELECT 1 FROM order_events e WHERE e.order_id = o.id)
                 ORDER BY o.start_sent_at LIMIT \(Self.batchSize)
                 FOR UPDATE OF o SKIP LOCKED
@@ -75,6 +79,7 @@ struct UnstartedOrders: Sendable {
             var ids: [Action: [String]] = [:]
             var messages: [OutgoingMessage] = []
             var count = 0
+            var repeated = 0
             for try await (orderId, attempts, start, traceparent, createdOn, unsent) in rows.decode(
                 (String, Int, String?, String?, String, Bool).self)
             {
@@ -99,9 +104,16 @@ struct UnstartedOrders: Sendable {
                                 messageID: UUID().uuidString.lowercased(), correlationID: orderId,
                                 type: MessageTypes.startPlaceOrder, headers: headers, body: Array((start ?? "").utf8))))
                 case .abandon:
-                    logger.error(
-                        "no saga for this order after every start; asking the orchestrator to cancel it",
-                        metadata: ["attempts": "\(attempts)"])
+                    if attempts > maxAttempts {
+                        repeated += 1
+                        logger.error(
+                            "the orchestrator did not answer the order's abandonment; sending it again",
+                            metadata: ["attempts": "\(attempts)"])
+                    } else {
+                        logger.error(
+                            "no saga for this order after every start; asking the orchestrator to cancel it",
+                            metadata: ["attempts": "\(attempts)"])
+                    }
                     messages.append(
                         try OutgoingMessage.make(
                             routingKey: Queues.orchestratorCommands, type: MessageTypes.abandonPlaceOrder,
@@ -109,8 +121,6 @@ struct UnstartedOrders: Sendable {
                             body: AbandonPlaceOrder(
                                 orderId: orderId, errorType: Self.errorType, errorMessage: reason(),
                                 createdOn: createdOn)))
-                case .cancel:
-                    logger.error("the orchestrator did not answer the order's abandonment either; cancelling it here")
                 }
             }
             if let wait = ids[.wait] {
@@ -128,24 +138,16 @@ struct UnstartedOrders: Sendable {
             if let abandon = ids[.abandon] {
                 try await connection.query(
                     """
-                    UPDATE orders SET start_attempts = \(maxAttempts + 1), start_sent_at = now()
+                    UPDATE orders SET start_attempts = greatest(start_attempts + 1, \(maxAttempts + 1)),
+                        start_sent_at = now()
                     WHERE id = ANY(\(abandon))
-                    """,
-                    logger: logger)
-            }
-            if let cancel = ids[.cancel] {
-                try await connection.query(
-                    """
-                    UPDATE orders SET status = 'cancelled', error_type = \(Self.errorType), error_message = \(reason()),
-                        updated_on = now(), start_attempts = start_attempts + 1
-                    WHERE id = ANY(\(cancel)) AND status = 'placed'
                     """,
                     logger: logger)
             }
             let outbox = try await Outbox.enqueue(messages, on: connection, logger: logger)
             Self.resent.increment(by: ids[.resend]?.count ?? 0)
-            Self.abandoned.increment(by: ids[.abandon]?.count ?? 0)
-            Self.cancelledHere.increment(by: ids[.cancel]?.count ?? 0)
+            Self.abandoned.increment(by: (ids[.abandon]?.count ?? 0) - repeated)
+            Self.abandonRepeated.increment(by: repeated)
             return (count, outbox)
         }
     }

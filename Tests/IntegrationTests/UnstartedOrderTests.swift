@@ -11,11 +11,12 @@ struct UnstartedOrderTests {
         #expect(Action.next(attempts: 4, unsent: true, hasStart: true, maxAttempts: 3) == .wait)
     }
 
-    @Test func theStartIsSentAgainUntilItsAttemptsAreSpentThenTheOrderIsAbandonedThenCancelledHere() {
+    @Test func theStartIsSentAgainUntilItsAttemptsAreSpentThenTheOrderIsAbandonedNeverCancelledHere() {
         #expect(Action.next(attempts: 1, unsent: false, hasStart: true, maxAttempts: 3) == .resend)
         #expect(Action.next(attempts: 2, unsent: false, hasStart: true, maxAttempts: 3) == .resend)
         #expect(Action.next(attempts: 3, unsent: false, hasStart: true, maxAttempts: 3) == .abandon)
-        #expect(Action.next(attempts: 4, unsent: false, hasStart: true, maxAttempts: 3) == .cancel)
+        // An abandonment nobody answered is sent again: only the orchestrator can tell whether a saga runs.
+        #expect(Action.next(attempts: 4, unsent: false, hasStart: true, maxAttempts: 3) == .abandon)
         #expect(Action.next(attempts: 1, unsent: false, hasStart: true, maxAttempts: 1) == .abandon)
     }
 
