@@ -43,7 +43,7 @@ struct OrderRepository: Sendable {
             routingKey: Queues.orchestratorCommands, type: MessageTypes.startPlaceOrder, correlationID: orderId,
             headers: ["traceparent": traceparent], body: start)
         let rows = try OutboxRows([message])
-        // Kept until the saga begins, for `UnstartedOrders` to send again should this one be dead-lettered.
+        // Kept with the order, for `UnstartedOrders` to send again should this one be dead-lettered.
         let startMessage = String(decoding: message.message.body, as: UTF8.self)
         // One statement, so atomic without a transaction: the order and its outbox row, or (a repeated
         // idempotency key) neither.
