@@ -451,10 +451,12 @@ pets_start_service() {
         Notifier) export PETS_TOKEN_SECRET PETS_ORCHESTRATOR_URL="http://127.0.0.1:$PETS_ORCHESTRATOR_PORT" ;;
         Inventory) export PETS_INITIAL_STOCK ;;
         esac
-        # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator) and fault
-        # injection for the reliability tests (every service with a database).
-        for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-            PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS; do
+        # Optional knobs, passed on only when the caller set them: the saga's timing (Orchestrator), the start's
+        # deadline and attempts (Order), retention (every service with a database) and fault injection for the
+        # reliability tests (every service with a database).
+        for v in PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS \
+            PETS_START_DEADLINE_SECONDS PETS_START_ATTEMPTS PETS_PRUNE_INTERVAL_SECONDS PETS_INBOX_RETENTION_HOURS \
+            PETS_HISTORY_RETENTION_DAYS PETS_FAULTS PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS; do
             if [[ -n ${!v:-} ]]; then export "${v?}"; fi
         done
         # A fixed working folder, whatever the caller's: relative paths (static files) resolve from the repo.
@@ -585,8 +587,9 @@ pets_start_supervisor() {
     export PETS_STATE PETS_BIN PETS_SCALE PETS_PG_HOST PETS_PG_PORT PETS_AMQP_PORT PETS_RABBIT_DIST_PORT PETS_EPMD_PORT \
         PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
         PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT \
-        PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS PETS_FAULTS \
-        PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS
+        PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS \
+        PETS_START_DEADLINE_SECONDS PETS_START_ATTEMPTS PETS_PRUNE_INTERVAL_SECONDS PETS_INBOX_RETENTION_HOURS \
+        PETS_HISTORY_RETENTION_DAYS PETS_FAULTS PETS_FAULTS_FILE PETS_AMQP_HEARTBEAT_SECONDS
     (
         trap - EXIT INT TERM
         exec setsid bash -c 'source "$0" && pets_defaults && pets_secrets && pets_supervise' "$PETS_REPO/scripts/lib.sh"

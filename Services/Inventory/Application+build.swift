@@ -30,7 +30,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.postgres, runtime.relay,
         // One batch at a time: a batch locks the stock rows of all its reservations until it commits, and two
         // batches locking the same products in different message orders would deadlock.
-        runtime.consume(Queues.inventoryCommands, concurrency: 1, handler: commands.handler))
+        runtime.consume(Queues.inventoryCommands, concurrency: 1, handler: commands.handler),
+        try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { try await store.seed($0, initialStock: initialStock) })
         runtime.relay.notify()

@@ -39,7 +39,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.consume(Queues.orchestratorReplies, writingHandler: handlers.reply),
         SagaTimerService(
             client: runtime.postgres, store: store, relay: runtime.relay, schemaReady: runtime.schemaReady,
-            logger: logger))
+            logger: logger),
+        try runtime.retention(SagaRetention.rules(retentionSeconds: try runtime.historyRetentionSeconds())))
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable()
     }

@@ -137,7 +137,17 @@ struct OperatorController: Sendable {
                             status: .conflict), []
                     )
                 }
-                let outbox = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
+                let outbox: [OutboxEntry]
+                do {
+                    outbox = try await store.apply(.operatorRetry, sagaId: sagaId, on: connection) ?? []
+                } catch let error as DecodingError {
+                    let reason = SagaTimerService.describe(error)
+                    return (
+                        .json(
+                            FailureBody(message: "Saga \(sagaId) cannot be retried: \(reason); repair it first."),
+                            status: .conflict), []
+                    )
+                }
                 return (.json(["status": "retrying", "sagaId": sagaId], status: .accepted), outbox)
             }
             relay.send(outbox)
@@ -174,7 +184,8 @@ struct OperatorController: Sendable {
             "SELECT instance::text FROM sagas WHERE id = \(summary.sagaId)", logger: logger
         )
         .decode(String.self) {
-            instance = try SagaStore.decode(json)
+            // A saga parked because its instance does not load still shows its timeline (which says why).
+            instance = try? SagaStore.decode(json)
         }
         var history: [HistoryLine] = []
         let rows = try await client.query(

@@ -49,6 +49,14 @@ enum OrchestratorSchema {
                     PRIMARY KEY (order_id, seq)
                 )
                 """,
-            ])
+            ]),
+        Migration(
+            version: 3,
+            name: "history and status events by age",
+            statements: [
+                // For pruning the history of long-finished sagas (`SagaRetention`). BRIN: rows arrive in time order.
+                "CREATE INDEX saga_history_at ON saga_history USING brin (at)",
+                "CREATE INDEX saga_events_at ON saga_events USING brin (at)",
+            ]),
     ]
 }

@@ -1,5 +1,6 @@
 import AMQP
 import Messaging
+import Persistence
 import PostgresNIO
 import SagaEngine
 import ServiceKit
@@ -8,14 +9,25 @@ import ServiceKit
 struct SagaHandlers: Sendable {
     let store: SagaStore
 
+    /// `orchestrator.commands`: a start request, or the Order service giving up on a start that never arrived.
     var startPlaceOrder: OutboxWritingHandler {
         { [store] delivery, connection in
-            guard delivery.message.type == MessageTypes.startPlaceOrder else {
-                throw MalformedMessage(
-                    "orchestrator.commands takes \(MessageTypes.startPlaceOrder), got '\(delivery.message.type)'")
+            let type = delivery.message.type
+            if FaultInjection.isActive(.reject, type) {
+                throw MalformedMessage("fault injection: rejecting \(type) \(delivery.message.messageID)")
             }
-            let request = try MessageCodec.decode(StartPlaceOrder.self, from: delivery.message.body)
-            return try await store.start(request, traceHeaders: delivery.message.traceHeaders, on: connection)
+            switch type {
+            case MessageTypes.startPlaceOrder:
+                let request = try MessageCodec.decode(StartPlaceOrder.self, from: delivery.message.body)
+                return try await store.start(request, traceHeaders: delivery.message.traceHeaders, on: connection)
+            case MessageTypes.abandonPlaceOrder:
+                let request = try MessageCodec.decode(AbandonPlaceOrder.self, from: delivery.message.body)
+                return try await store.abandon(request, traceHeaders: delivery.message.traceHeaders, on: connection)
+            default:
+                throw MalformedMessage(
+                    "orchestrator.commands takes \(MessageTypes.startPlaceOrder) and \(MessageTypes.abandonPlaceOrder), "
+                        + "got '\(type)'")
+            }
         }
     }
 

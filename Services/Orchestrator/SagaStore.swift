@@ -19,15 +19,42 @@ struct SagaStore: Sendable {
     private static let completed = Counter(label: "pets_sagas_completed_total")
     private static let compensated = Counter(label: "pets_sagas_compensated_total")
     private static let parked = Counter(label: "pets_sagas_parked_total")
+    /// Sagas closed before any step ran, because the order's start never arrived (see `abandon`).
+    private static let abandoned = Counter(label: "pets_sagas_abandoned_total")
 
     /// Creates the order's saga unless it exists, and starts it.
     func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
         async throws -> [OutboxEntry]
     {
+        try await create(
+            PlaceOrderData(request, traceparent: traceHeaders["traceparent"]), with: .start,
+            traceHeaders: traceHeaders, on: connection)
+    }
+
+    /// Creates the order's saga unless it exists, already closing: no step runs, the order is cancelled with the
+    /// request's reason and the client gets a final `failed`. An order whose saga exists keeps it: that saga ends
+    /// the order by itself, and the order then has its status events.
+    func abandon(_ request: AbandonPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
+        async throws -> [OutboxEntry]
+    {
+        let data = PlaceOrderData(
+            StartPlaceOrder(
+                orderId: request.orderId, lines: [], postCode: "",
+                card: CardSummary(last4: "", expiry: "", cardholderName: ""),
+                createdOn: request.createdOn),
+            traceparent: traceHeaders["traceparent"])
+        let failure = SagaFailure(step: "start", type: request.errorType, message: request.errorMessage)
+        let outbox = try await create(data, with: .abandon(failure), traceHeaders: traceHeaders, on: connection)
+        if !outbox.isEmpty { Self.abandoned.increment() }
+        return outbox
+    }
+
+    /// Inserts the order's saga (one per order) and runs `event` on it; nothing when the order has a saga already.
+    private func create(
+        _ data: PlaceOrderData, with event: SagaEvent, traceHeaders: [String: String], on connection: PostgresConnection
+    ) async throws -> [OutboxEntry] {
         let sagaId = UUID().uuidString.lowercased()
-        var saga = SagaInstance(
-            id: sagaId, orderId: request.orderId.lowercased(),
-            data: PlaceOrderData(request, traceparent: traceHeaders["traceparent"]))
+        var saga = SagaInstance(id: sagaId, orderId: data.orderId.lowercased(), data: data)
         let instance = try Self.encode(saga)
         let inserted = try await connection.query(
             """
@@ -42,8 +69,8 @@ struct SagaStore: Sendable {
             logger.info("saga for this order exists already", metadata: ["orderId": "\(saga.orderId)"])
             return []
         }
-        Self.started.increment()
-        let effects = machine.handle(.start, &saga, now: Date())
+        if case .start = event { Self.started.increment() }
+        let effects = machine.handle(event, &saga, now: Date())
         return try await save(saga, effects: effects, eventSeq: 0, traceHeaders: traceHeaders, on: connection)
     }
 
@@ -58,9 +85,61 @@ struct SagaStore: Sendable {
         return try await save(updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, on: connection)
     }
 
+    /// Parks the saga `sagaId` as `needs_attention` without running the state machine: for a saga that cannot be
+    /// run, whose stored instance may not even load. Reads only the plain columns; records `reason` in the history
+    /// (the monitor's timeline) and sends the client a `needsAttention` event, as any parked saga does.
+    func park(sagaId: String, reason: String, on connection: PostgresConnection) async throws -> [OutboxEntry] {
+        let rows = try await connection.query(
+            """
+            SELECT order_id, event_seq, coalesce(step, 'timer'), instance #>> '{data,traceparent}'
+            FROM sagas WHERE id = \(sagaId) FOR UPDATE
+            """,
+            logger: logger)
+        var found: (String, Int, String, String?)?
+        for try await row in rows.decode((String, Int, String, String?).self) { found = row }
+        guard let (orderId, eventSeq, step, traceparent) = found else { return [] }
+        let seq = eventSeq + 1
+        let event = StatusEvent(
+            orderId: orderId, seq: seq, status: .needsAttention, step: step,
+            message: "The order's saga cannot go on by itself; an operator must look at it",
+            at: Timestamp.string(Date()), traceparent: traceparent)
+        let body = try MessageCodec.encode(event)
+        let message = OutgoingMessage(
+            exchange: Exchanges.status, routingKey: "",
+            message: AMQPMessage(
+                messageID: "\(orderId)/\(seq)", correlationID: sagaId, type: MessageTypes.orderStatus,
+                headers: traceparent.map { ["traceparent": $0] } ?? [:], body: body))
+        let outbox = try OutboxRows([message])
+        let inserted = try await connection.query(
+            """
+            WITH events AS (
+                INSERT INTO saga_events (order_id, seq, body)
+                VALUES (\(orderId), \(seq), \(String(decoding: body, as: UTF8.self))::jsonb)
+            ), history AS (
+                INSERT INTO saga_history (saga_id, step, kind, attempt, detail)
+                VALUES (\(sagaId), \(step), \(SagaHistoryEntry.Kind.parked.rawValue), 0, \(reason))
+            ), saga AS (
+                UPDATE sagas SET status = \(SagaStatus.needsAttention.rawValue), timer_at = NULL, event_seq = \(seq),
+                    updated_at = now(),
+                    -- The instance agrees, so that once repaired an operator's retry resumes it.
+                    instance = CASE WHEN jsonb_typeof(instance) = 'object'
+                        THEN jsonb_set(instance - 'timer', '{status}', to_jsonb(\(SagaStatus.needsAttention.rawValue)::text))
+                        ELSE instance END
+                WHERE id = \(sagaId)
+            )
+            \(insertOutbox: outbox)
+            ORDER BY n RETURNING id, message_id
+            """,
+            logger: logger)
+        Self.parked.increment()
+        return try await OutboxRows.entries(from: inserted.decode((Int64, String).self), messages: [message])
+    }
+
     func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
     {
-        for try await (instance, eventSeq) in try await connection.execute(LoadStatement(sagaId: sagaId), logger: logger) {
+        for try await (instance, eventSeq) in try await connection.execute(
+            LoadStatement(sagaId: sagaId), logger: logger)
+        {
             return (try Self.decode(instance), eventSeq)
         }
         return nil

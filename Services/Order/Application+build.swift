@@ -15,6 +15,13 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         secret: try environment.required("PETS_TOKEN_SECRET", "the Order service signs WebSocket tokens with it"))
     let repository = OrderRepository(client: runtime.postgres, logger: logger)
     let handlers = OrderHandlers(logger: logger)
+    let unstarted = UnstartedOrders(
+        client: runtime.postgres, logger: logger,
+        deadline: try environment.double("PETS_START_DEADLINE_SECONDS", default: 30),
+        maxAttempts: try environment.int("PETS_START_ATTEMPTS", default: 3))
+    guard unstarted.deadline > 0, unstarted.maxAttempts >= 1 else {
+        throw ConfigurationError("PETS_START_DEADLINE_SECONDS must be above 0 and PETS_START_ATTEMPTS at least 1")
+    }
 
     var commands = CommandRouter()
     commands.on(Commands.completeOrder, CompleteOrder.self, handle: handlers.completeOrder)
@@ -62,7 +69,10 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.consume(Queues.orderCommands, handler: commands.handler),
         // One batch at a time, in the queue's order: an order's status events arrive in sequence, and a history that
         // showed seq 6 before seq 5 for a moment would be visible to a client reading `GET /orders/{id}`.
-        runtime.project(Queues.orderEvents, concurrency: 1, handler: handlers.projectEvent))
+        runtime.project(Queues.orderEvents, concurrency: 1, handler: handlers.projectEvent),
+        UnstartedOrderSweeper(
+            orders: unstarted, relay: runtime.relay, schemaReady: runtime.schemaReady, logger: logger),
+        try runtime.retention(OrderRetention.rules(retentionSeconds: try runtime.historyRetentionSeconds())))
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { _ in try await repository.seedCatalogue() })
     }

@@ -43,15 +43,17 @@ struct OrderRepository: Sendable {
             routingKey: Queues.orchestratorCommands, type: MessageTypes.startPlaceOrder, correlationID: orderId,
             headers: ["traceparent": traceparent], body: start)
         let rows = try OutboxRows([message])
+        // Kept with the order, for `UnstartedOrders` to send again should this one be dead-lettered.
+        let startMessage = String(decoding: message.message.body, as: UTF8.self)
         // One statement, so atomic without a transaction: the order and its outbox row, or (a repeated
         // idempotency key) neither.
         let inserted = try await client.query(
             """
             WITH placed AS (
                 INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
-                                    idempotency_key, request_hash, created_on, updated_on)
+                                    idempotency_key, request_hash, created_on, updated_on, start_message, traceparent)
                 VALUES (\(orderId), 'placed', \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
-                        \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now))
+                        \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now), \(startMessage), \(traceparent))
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
             )
             \(insertOutbox: rows)

@@ -50,6 +50,34 @@ enum OrderSchema {
                     PRIMARY KEY (order_id, seq)
                 )
                 """,
-            ])
+            ]),
+        Migration(
+            version: 3,
+            name: "orders remember their start until a saga begins",
+            statements: [
+                // What `UnstartedOrders` needs: how many times the start was sent and when last, and the start
+                // itself (to send it again word for word, under a new message id) with its trace context.
+                """
+                ALTER TABLE orders ADD COLUMN start_attempts INT NOT NULL DEFAULT 1,
+                    ADD COLUMN start_sent_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    ADD COLUMN start_message TEXT,
+                    ADD COLUMN traceparent TEXT
+                """,
+                // Small: only orders still waiting for their saga.
+                "CREATE INDEX orders_unstarted ON orders (start_sent_at) WHERE status = 'placed'",
+                // Is an order's start still waiting in the outbox (the broker unreachable)? Then its clock has not
+                // started.
+                "CREATE INDEX outbox_correlation ON outbox (correlation_id)",
+            ]),
+        Migration(
+            version: 4,
+            name: "order events by age",
+            statements: [
+                // When the event was recorded here, for pruning the history of long-finished orders (`at` is the
+                // saga's text timestamp). BRIN: events arrive in time order, so this costs the projection almost
+                // nothing.
+                "ALTER TABLE order_events ADD COLUMN recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()",
+                "CREATE INDEX order_events_recorded ON order_events USING brin (recorded_at)",
+            ]),
     ]
 }

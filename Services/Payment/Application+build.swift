@@ -26,7 +26,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
-        runtime.consume(Queues.paymentCommands, handler: commands.handler))
+        runtime.consume(Queues.paymentCommands, handler: commands.handler),
+        try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable()
     }

@@ -45,6 +45,24 @@ public struct StartPlaceOrder: Codable, Sendable, Equatable {
     }
 }
 
+/// Order -> Orchestrator: the order's saga never began (its `startPlaceOrder` was dead-lettered, even when sent
+/// again): close it without running a step, and cancel the order with this reason. Ignored when the saga exists.
+/// Deliberately small, so it decodes where a start did not.
+public struct AbandonPlaceOrder: Codable, Sendable, Equatable {
+    public var orderId: String
+    public var errorType: String
+    public var errorMessage: String
+    /// When the order was placed (ISO 8601), for the final status event's `createdOn`.
+    public var createdOn: String
+
+    public init(orderId: String, errorType: String, errorMessage: String, createdOn: String) {
+        self.orderId = orderId
+        self.errorType = errorType
+        self.errorMessage = errorMessage
+        self.createdOn = createdOn
+    }
+}
+
 /// Every command the orchestrator sends to a participant: which saga, which step, which attempt, and the step's
 /// own payload. The participant echoes `sagaId`, `step` and `attempt` in its reply.
 public struct SagaCommand<Payload: Codable & Sendable>: Codable, Sendable {

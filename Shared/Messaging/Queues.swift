@@ -30,6 +30,7 @@ public enum Exchanges {
 /// Message `type` property values.
 public enum MessageTypes {
     public static let startPlaceOrder = "startPlaceOrder"
+    public static let abandonPlaceOrder = "abandonPlaceOrder"
     public static let reply = "reply"
     public static let orderStatus = "orderStatus"
     public static let stockLevels = "stockLevels"

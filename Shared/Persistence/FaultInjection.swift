@@ -7,8 +7,8 @@ import Foundation
 /// Rules come from `PETS_FAULTS` (fixed for the process) and from the file named by `PETS_FAULTS_FILE` (read
 /// again at each check, so a test can switch a fault on and off while the process runs). One rule per line or
 /// comma-separated: `crash-after-commit reserveInventory`, `crash-after-publish processPayment`,
-/// `fail releaseInventory`, `delay processPayment 4`. With neither variable set, every check is a dictionary lookup
-/// on an empty set.
+/// `fail releaseInventory`, `delay processPayment 4`, `reject startPlaceOrder`. With neither variable set, every
+/// check is a dictionary lookup on an empty set.
 public enum FaultInjection {
     public enum Kind: String, Sendable {
         /// Kill the process (SIGKILL) after the transaction that applied a message of this type committed, before
@@ -21,6 +21,9 @@ public enum FaultInjection {
         case fail
         /// Wait this many seconds before handling a message of this type.
         case delay
+        /// Dead-letter a message of this type as if it were malformed (checked by the Orchestrator's
+        /// `orchestrator.commands` handler: a start that never becomes a saga).
+        case reject
     }
 
     private static let fixed: String = ProcessInfo.processInfo.environment["PETS_FAULTS"] ?? ""

@@ -63,6 +63,9 @@ public enum SagaEvent: Sendable, Equatable {
     case timerFired
     /// An operator asks a parked saga to try again.
     case operatorRetry
+    /// The order's starter gave up before any step ran (its start never arrived): close the saga at once, with
+    /// `failure` as the reason the order is cancelled.
+    case abandon(SagaFailure)
 }
 
 /// A line of a saga's history.
@@ -117,10 +120,23 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
                     .history(.init(step: "operator", kind: .ignored, attempt: saga.attempt, detail: "not parked")))
                 return effects
             }
-            saga.status = .compensating
+            // A saga parked in its forward steps (its timer could not fire) runs on forward.
+            saga.status = saga.phase == .forward ? .running : .compensating
             effects.append(.history(.init(step: call.command, kind: .operatorRetry, attempt: saga.attempt)))
             saga.attempt = 0
             send(call, &saga, now: now, effects: &effects)
+        case .abandon(let failure):
+            guard saga.attempt == 0, saga.phase == .forward, saga.stepIndex == 0, saga.status == .running else {
+                effects.append(
+                    .history(.init(step: failure.step, kind: .ignored, attempt: 0, detail: "the saga has started")))
+                return effects
+            }
+            // Nothing ran, so nothing is compensated: straight to the closing call (the order's cancellation).
+            saga.failure = failure
+            saga.status = .compensating
+            saga.phase = .closing
+            effects.append(.history(.init(step: failure.step, kind: .failed, attempt: 0, detail: failure.message)))
+            enter(&saga, now: now, effects: &effects)
         }
         return effects
     }

@@ -27,7 +27,7 @@ public struct ServiceRuntime: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        self.migrations = [Migration.messaging] + migrations
+        self.migrations = [Migration.messaging, Migration.inboxByAge] + migrations
         postgres = database.makeClient(logger: logger)
         broker = AMQPConnection(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
         publisher = AMQPPublisher(connection: broker)

@@ -90,6 +90,37 @@ struct PlaceOrderSagaTests {
         #expect(statuses(effects).last == "failed")
     }
 
+    @Test func anAbandonedSagaRunsNoStepAndCancelsTheOrderWithTheReason() throws {
+        var saga = newSaga()
+        let failure = SagaFailure(
+            step: "start", type: "SagaNotStarted", message: "Error, the order could not be started")
+        var effects = machine.handle(.abandon(failure), &saga, now: start)
+        #expect(sent(effects) == ["cancelOrder#1"])
+        #expect(statuses(effects).isEmpty)
+        let cancel = effects.compactMap { effect -> SagaCommand<CancelOrder>? in
+            guard case .send(_, Commands.cancelOrder, _, let body) = effect else { return nil }
+            return try? MessageCodec.decode(SagaCommand<CancelOrder>.self, from: body)
+        }
+        #expect(cancel.first?.payload == CancelOrder(errorType: "SagaNotStarted", errorMessage: failure.message))
+        effects += machine.handle(reply("cancelOrder"), &saga, now: start)
+        #expect(saga.status == .cancelled)
+        #expect(statuses(effects) == ["failed"])
+        #expect(
+            effects.contains(.status(.failed, step: nil, message: failure.message, errorType: "SagaNotStarted")))
+        // A start that arrives after all is ignored: the order is cancelled, nothing is reserved or charged.
+        effects = machine.handle(.start, &saga, now: start)
+        #expect(sent(effects).isEmpty && statuses(effects).isEmpty)
+    }
+
+    @Test func aStartedSagaIgnoresAnAbandonment() {
+        var saga = newSaga()
+        _ = machine.handle(.start, &saga, now: start)
+        let effects = machine.handle(
+            .abandon(SagaFailure(step: "start", type: "SagaNotStarted", message: "late")), &saga, now: start)
+        #expect(sent(effects).isEmpty && statuses(effects).isEmpty)
+        #expect(saga.status == .running && saga.failure == nil)
+    }
+
     @Test func declinedPaymentReleasesTheInventoryThenCancels() {
         var saga = newSaga()
         var effects = machine.handle(.start, &saga, now: start)
@@ -212,6 +243,19 @@ struct PlaceOrderSagaTests {
         _ = machine.handle(.start, &saga, now: start)
         #expect(sent(machine.handle(.operatorRetry, &saga, now: start)).isEmpty)
         #expect(saga.status == .running)
+    }
+
+    @Test func aSagaParkedInItsForwardStepsRunsOnForwardWhenRetried() {
+        // As `SagaStore.park` leaves a saga whose timer could not fire: parked, no timer, still in its first step.
+        var saga = newSaga()
+        _ = machine.handle(.start, &saga, now: start)
+        saga.status = .needsAttention
+        saga.timer = nil
+        var effects = machine.handle(.operatorRetry, &saga, now: start)
+        #expect(sent(effects) == ["reserveInventory#1"])
+        #expect(saga.status == .running)
+        effects += machine.handle(reply("reserveInventory"), &saga, now: start)
+        #expect(sent(effects).last == "processPayment#1")
     }
 
     @Test func theSagaSurvivesAnEncodeDecodeRoundTripMidway() throws {

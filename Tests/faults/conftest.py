@@ -64,7 +64,9 @@ ORDER_URL, INVENTORY_URL, PAYMENT_URL, ORCHESTRATOR_URL = (
 
 # The knobs a test may set for the services (lib.sh passes them on only when set).
 KNOBS = ("PETS_STEP_DEADLINE_SECONDS", "PETS_STEP_ATTEMPTS", "PETS_COMPENSATION_ATTEMPTS",
-         "PETS_RETRY_INTERVAL_SECONDS", "PETS_AMQP_HEARTBEAT_SECONDS")
+         "PETS_RETRY_INTERVAL_SECONDS", "PETS_START_DEADLINE_SECONDS", "PETS_START_ATTEMPTS",
+         "PETS_PRUNE_INTERVAL_SECONDS", "PETS_INBOX_RETENTION_HOURS", "PETS_HISTORY_RETENTION_DAYS",
+         "PETS_AMQP_HEARTBEAT_SECONDS")
 
 HTTP_TIMEOUT = 10
 # How a Swift process that died by itself announces it (an injected crash is a silent SIGKILL instead).
@@ -119,6 +121,18 @@ class System:
             output = out.read().decode(errors="replace")
         if result.returncode != 0:
             raise RuntimeError(f"lib.sh `{commands}` failed (exit {result.returncode}):\n{output}")
+
+    def sql(self, database: str, statement: str) -> list[list[str]]:
+        """Runs `statement` as the superuser on one service's database; returns its rows (as text).
+
+        For what no API shows: a stored saga to corrupt, rows to age."""
+        script = (f"source {shlex.quote(str(REPO / 'scripts' / 'lib.sh'))}; pets_defaults; "
+                  f"pets_psql -At -F $'\\t' -d {shlex.quote(database)} -c {shlex.quote(statement)}")
+        result = subprocess.run(["bash", "-c", script], env=self.env(self.knobs), cwd=REPO, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(f"psql on {database} failed: {statement}\n{result.stderr}")
+        return [line.split("\t") for line in result.stdout.splitlines() if line]
 
     def start(self) -> None:
         missing = [name for name in SERVICE_NAMES if not os.access(PETS_BIN / name, os.X_OK)]
