@@ -50,6 +50,8 @@ public struct ServiceConfiguration: Sendable {
     public var database: DatabaseConfiguration?
     public var amqp: AMQPConfiguration
     public var logLevel: Logger.Level
+    /// Idle timeout and body size limit of the service's HTTP server.
+    public var httpLimits: HTTPLimits
     public var environment: Environment
 
     /// - Parameters:
@@ -67,17 +69,68 @@ public struct ServiceConfiguration: Sendable {
                 host: environment.string("PETS_PG_HOST", default: "127.0.0.1"),
                 port: try environment.int("PETS_PG_PORT", default: 5432),
                 user: environment.string("PETS_DB_USER", default: databaseName),
-                password: environment.optionalString("PETS_DB_PASSWORD"),
+                password: try environment.secret(
+                    "PETS_DB_PASSWORD", minimumBytes: SecretPolicy.passwordBytes,
+                    "the password of database role \(databaseName)"),
                 database: databaseName)
         }
-        amqp = try AMQPConfiguration(
-            url: environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/"),
-            connectionName: name)
+        amqp = try Self.amqp(environment, connectionName: name)
+        httpLimits = try HTTPLimits(environment: environment)
         let level = environment.string("LOG_LEVEL", default: "info").lowercased()
         guard let parsed = Logger.Level(rawValue: level) else {
             throw ConfigurationError(
                 "LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical; got \(level)")
         }
         logLevel = parsed
+    }
+
+    /// The broker settings from `PETS_AMQP_URL`. The URL holds the service's broker password, so no error here
+    /// repeats it: they name the variable and show the URL with the password masked.
+    static func amqp(_ environment: Environment, connectionName: String) throws -> AMQPConfiguration {
+        let url = environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")
+        let configuration: AMQPConfiguration
+        do {
+            configuration = try AMQPConfiguration(url: url, connectionName: connectionName)
+        } catch {
+            throw ConfigurationError(
+                "PETS_AMQP_URL is not a valid amqp://user:password@host:port/vhost URL: \(Self.masked(url))")
+        }
+        // `guest` can only log in over loopback (RabbitMQ's default); any other user needs a real password.
+        if configuration.user != "guest",
+            let problem = SecretPolicy.problem(
+                "the password in PETS_AMQP_URL", configuration.password, minimumBytes: SecretPolicy.passwordBytes)
+        {
+            throw ConfigurationError("\(problem) (broker user \(configuration.user))")
+        }
+        return configuration
+    }
+
+    /// The URL with whatever stands between `://user:` and `@` replaced, for messages and logs.
+    public static func masked(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return "(not a URL)" }
+        guard let at = url.range(of: "@", options: .backwards), at.lowerBound > scheme.upperBound else {
+            // No credentials: show it if it reads as host[:port][/vhost], otherwise hide all but the scheme.
+            let authority = url[scheme.upperBound...].prefix { $0 != "/" }
+            let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
+            let plain = parts.count == 1 || (parts.count == 2 && parts[1].allSatisfy(\.isNumber))
+            return plain && url.count <= 200 ? url : url[..<scheme.upperBound] + "***"
+        }
+        let credentials = url[scheme.upperBound..<at.lowerBound]
+        let user = credentials.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+        return url[..<scheme.upperBound] + user + ":***" + url[at.lowerBound...]
+    }
+}
+
+/// The start of every service's `main`: a configuration that cannot be used ends the process with one line
+/// naming the variable (exit status 78, EX_CONFIG), instead of a crash report.
+public enum ServiceMain {
+    public static func configured<Value>(_ body: () throws -> Value) -> Value {
+        do {
+            return try body()
+        } catch {
+            let text = (error as? ConfigurationError)?.description ?? "\(error)"
+            FileHandle.standardError.write(Data("configuration error: \(text)\n".utf8))
+            exit(78)
+        }
     }
 }
