@@ -123,6 +123,12 @@ let package = Package(
             dependencies: ["SagaEngine", "Messaging", "Orchestrator"],
             path: "Tests/SagaEngineTests"
         ),
+        // The doors, without servers: secrets policy, masking, origins, session caps, the broker definitions.
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: ["ServiceKit", "AMQP", "Messaging", "Notifier"],
+            path: "Tests/ServiceKitTests"
+        ),
         // Against the real RabbitMQ and PostgreSQL that scripts/test starts; disabled without them.
         .testTarget(
             name: "IntegrationTests",

@@ -27,7 +27,8 @@ public struct ServiceRuntime: Sendable {
         self.logger = logger
         self.migrations = [Migration.messaging] + migrations
         postgres = database.makeClient(logger: logger)
-        publisher = AMQPPublisher(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
+        publisher = AMQPPublisher(
+            configuration: configuration.amqp, topology: PetsTopology.declaredByServices, logger: logger)
         relay = OutboxRelay(client: postgres, publisher: publisher, logger: logger)
         consumers = LockedConsumers()
     }
@@ -57,7 +58,8 @@ public struct ServiceRuntime: Sendable {
         _ queue: String, prefetch: UInt16, concurrency: Int, handling: MessageConsumerService.Handling
     ) -> MessageConsumerService {
         let consumer = AMQPConsumer(
-            configuration: configuration.amqp, topology: PetsTopology.durable, queue: queue, prefetch: prefetch,
+            configuration: configuration.amqp, topology: PetsTopology.declaredByServices, queue: queue,
+            prefetch: prefetch,
             logger: logger)
         consumers.append(consumer)
         return MessageConsumerService(
