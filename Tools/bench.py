@@ -467,7 +467,8 @@ class Bench:
         rows, size, first_row, first_line = 0, 0, None, b""
         started = time.monotonic()
         try:
-            conn.request("GET", "/orders", headers={"Accept": "application/x-ndjson"})
+            conn.request("GET", "/orders", headers={"Accept": "application/x-ndjson",
+                                                    "Authorization": f"Bearer {operator_token()}"})
             resp = conn.getresponse()
             headers_at = time.monotonic()
             if resp.status != 200:
@@ -511,7 +512,8 @@ class Bench:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(30)
         sock.connect(("127.0.0.1", self.order_port))
-        sock.sendall(b"GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\n\r\n")
+        sock.sendall(b"GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\n"
+                     + f"Authorization: Bearer {operator_token()}\r\n\r\n".encode())
         return sock
 
     def slow_reader(self, seconds):
