@@ -40,7 +40,7 @@ public struct HTTPLimits: Sendable {
 
 /// Refuses a request whose declared body is over the limit with 413 (and closes the connection, so the body is
 /// not read). A chunked body declares no length: the routes that read a body collect it with a limit of their own
-/// (`collectBody(upTo:)`), and the idle timeout drops a client that trickles one.
+/// (`collectBody(upTo:)`), and the idle timeout drops a client that stalls half-way.
 public struct RequestSizeLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let maximumBytes: Int
 
