@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "AMQP", "Messaging", "Persistence",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,6 +128,12 @@ let package = Package(
             name: "SagaEngineTests",
             dependencies: ["SagaEngine", "Messaging", "Orchestrator"],
             path: "Tests/SagaEngineTests"
+        ),
+        // The doors, without servers: secrets policy, masking, origins, session caps, the broker definitions.
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: ["ServiceKit", "AMQP", "Messaging", "Notifier"],
+            path: "Tests/ServiceKitTests"
         ),
         // Against the real RabbitMQ and PostgreSQL that scripts/test starts; disabled without them.
         .testTarget(

@@ -208,10 +208,22 @@ class CpuWindow:
 # HTTP
 
 
+def operator_token():
+    """The operator's bearer token (operator views such as /sagas/counts need it): environment or .pets/secrets.env."""
+    token = os.environ.get("PETS_OPERATOR_TOKEN", "")
+    secrets = Path(__file__).resolve().parent.parent / ".pets" / "secrets.env"
+    if not token and secrets.is_file():
+        for line in secrets.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "PETS_OPERATOR_TOKEN":
+                token = value.strip()
+    return token
+
+
 def http_get(port, path, timeout=5.0):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {operator_token()}"})
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -280,7 +292,9 @@ class Bench:
         if svg:
             command += ["--svg", str(self.out / f"{label}.svg")]
         with open(self.out / f"{label}.txt", "w") as text:
-            proc = subprocess.Popen(command, stdout=text, stderr=subprocess.STDOUT)
+            # Loadgen samples saga timelines from the operator API: it needs the operator's token.
+            env = dict(os.environ, PETS_OPERATOR_TOKEN=operator_token())
+            proc = subprocess.Popen(command, stdout=text, stderr=subprocess.STDOUT, env=env)
             started = time.monotonic()
             window = CpuWindow(self.sampler)
             window.__enter__()
@@ -455,7 +469,8 @@ class Bench:
         rows, size, first_row, first_line = 0, 0, None, b""
         started = time.monotonic()
         try:
-            conn.request("GET", "/orders", headers={"Accept": "application/x-ndjson"})
+            conn.request("GET", "/orders", headers={"Accept": "application/x-ndjson",
+                                                    "Authorization": f"Bearer {operator_token()}"})
             resp = conn.getresponse()
             headers_at = time.monotonic()
             if resp.status != 200:
@@ -499,7 +514,8 @@ class Bench:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(30)
         sock.connect(("127.0.0.1", self.order_port))
-        sock.sendall(b"GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\n\r\n")
+        sock.sendall(b"GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/x-ndjson\r\n"
+                     + f"Authorization: Bearer {operator_token()}\r\n\r\n".encode())
         return sock
 
     def slow_reader(self, seconds):

@@ -4,10 +4,13 @@
 // Operator API (base URL from /config.json, `orchestratorUrl`):
 //   GET  /sagas?status=&step=&orderId=&olderThan=SECONDS&limit=   GET /sagas/counts
 //   GET  /sagas/{sagaId or orderId}                                 POST /sagas/{id}/retry
+// Every call carries the operator token (`Authorization: Bearer ...`), asked for once and kept in sessionStorage:
+// it lives as long as the tab, and a 401 asks for it again.
 
 import { $, el } from '/dom.js';
 
 const POLL_MS = 2000;
+const TOKEN_KEY = 'pets.operatorToken';
 const LIST_LIMIT = 100; // rows shown, newest first
 const STATUSES = ['running', 'compensating', 'needs_attention', 'completed', 'cancelled'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -83,10 +86,44 @@ function isStuck(saga, threshold) {
 // ---------------------------------------------------------------------------------------------------------------
 // API
 
+class TokenRefused extends Error {}
+
 async function api(path, options = {}) {
-  const response = await fetch(state.api + path, { cache: 'no-store', ...options, headers: { Accept: 'application/json', ...(options.headers ?? {}) } });
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw new TokenRefused('no operator token');
+  const response = await fetch(state.api + path, {
+    cache: 'no-store', ...options,
+    headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, ...(options.headers ?? {}) },
+  });
+  if (response.status === 401) throw new TokenRefused('the operator token was refused');
   const body = await response.json().catch(() => null);
   return { ok: response.ok, status: response.status, body };
+}
+
+/** Shows the sign-in form (with why, if a token was refused) and stops polling until a token is entered. */
+function askForToken(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(state.pollTimer);
+  const form = $('#token-form');
+  form.hidden = false;
+  $('#forget-token').hidden = true;
+  const error = $('#token-error');
+  error.hidden = !message;
+  error.textContent = message ?? '';
+  setLive('Operator token needed', 'lost');
+  $('#operator-token').focus();
+}
+
+function tokenEntered(event) {
+  event.preventDefault();
+  const token = $('#operator-token').value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('#operator-token').value = '';
+  $('#token-form').hidden = true;
+  $('#forget-token').hidden = false;
+  refreshNow();
+  if (state.selected) openSaga(state.selected);
 }
 
 async function findApi() {
@@ -373,6 +410,11 @@ async function poll() {
     state.lastOk = new Date();
     setLive(`Live · ${clock(state.lastOk.toISOString())}`, 'live');
   } catch (error) {
+    if (error instanceof TokenRefused) {
+      state.polling = false;
+      askForToken(sessionStorage.getItem(TOKEN_KEY) ? 'That operator token was refused; enter it again.' : null);
+      return;
+    }
     setLive('Orchestrator unreachable, retrying…', 'lost');
     const box = $('#list-error');
     box.hidden = false;
@@ -380,7 +422,7 @@ async function poll() {
   } finally {
     state.polling = false;
     const delay = document.visibilityState === 'visible' ? POLL_MS : POLL_MS * 5;
-    state.pollTimer = setTimeout(poll, delay);
+    if (sessionStorage.getItem(TOKEN_KEY)) state.pollTimer = setTimeout(poll, delay);
   }
 }
 
@@ -404,7 +446,13 @@ function setLive(text, kind) {
 
 async function loadDetail() {
   const id = state.selected;
-  const result = await api(`/sagas/${encodeURIComponent(id)}`);
+  let result;
+  try {
+    result = await api(`/sagas/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (error instanceof TokenRefused) return;
+    throw error;
+  }
   if (id !== state.selected) return;
   if (result.ok) {
     state.detail = result.body;
@@ -454,6 +502,10 @@ async function retrySaga() {
     out.textContent = result.ok ? 'Retry started: the compensation is being sent again.' : (result.body?.message ?? `Refused (HTTP ${result.status}).`);
     out.className = `small ${result.ok ? 'ok-text' : 'warning-text'}`;
   } catch (error) {
+    if (error instanceof TokenRefused) {
+      askForToken('That operator token was refused; enter it again.');
+      return;
+    }
     out.textContent = `Could not reach the orchestrator: ${error.message}`;
     out.className = 'small warning-text';
   } finally {
@@ -464,6 +516,8 @@ async function retrySaga() {
 
 async function init() {
   state.api = await findApi();
+  $('#token-form').addEventListener('submit', tokenEntered);
+  $('#forget-token').addEventListener('click', () => askForToken(null));
   $('#filters').addEventListener('submit', (event) => {
     event.preventDefault();
     const f = filters();
@@ -485,8 +539,14 @@ async function init() {
   const fromHash = /^#saga=(.+)$/.exec(location.hash);
   if (params.get('orderId')) $('#filter-order').value = params.get('orderId');
   if (params.get('status')) $('#filter-status').value = params.get('status');
-  if (fromHash) openSaga(decodeURIComponent(fromHash[1]));
-  else if (UUID.test(params.get('orderId') ?? '')) openSaga(params.get('orderId'));
+  if (fromHash) state.selected = decodeURIComponent(fromHash[1]);
+  else if (UUID.test(params.get('orderId') ?? '')) state.selected = params.get('orderId');
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    askForToken(null);
+    return;
+  }
+  $('#forget-token').hidden = false;
+  if (state.selected) openSaga(state.selected);
   poll();
 }
 

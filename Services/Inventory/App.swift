@@ -6,9 +6,11 @@ import ServiceKit
 struct InventoryApp {
     static func main() async throws {
         EventLoopExecutor.install()
-        let configuration = try ServiceConfiguration(name: "inventory", defaultPort: 8082, defaultDatabase: "inventory")
+        let configuration = ServiceMain.configured {
+            try ServiceConfiguration(name: "inventory", defaultPort: 8082, defaultDatabase: "inventory")
+        }
         Observability.bootstrap(level: configuration.logLevel)
-        let app = try buildApplication(configuration)
+        let app = ServiceMain.configured { try buildApplication(configuration) }
         try await app.runService()
     }
 }

@@ -11,18 +11,22 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         configuration: configuration, migrations: InventorySchema.migrations, logger: logger)
     let initialStock = try configuration.environment.int("PETS_INITIAL_STOCK", default: 1_000)
     let store = StockStore(logger: logger)
+    let credential = try OperatorCredential(environment: configuration.environment, service: "Inventory")
 
     var commands = CommandRouter()
     commands.on(Commands.reserveInventory, ReserveInventory.self, handle: store.reserveInventory)
     commands.on(Commands.releaseInventory, ReleaseInventory.self, handle: store.releaseInventory)
 
     let router = Router()
-    router.addStandardMiddleware()
+    router.addStandardMiddleware(limits: configuration.httpLimits)
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
-    StockController(client: runtime.postgres, logger: logger).addRoutes(to: router)
+    StockController(
+        client: runtime.postgres, store: store, relay: runtime.relay, credential: credential, logger: logger
+    ).addRoutes(to: router)
 
     var app = Application(
         router: router,
+        server: configuration.httpLimits.server,
         configuration: .init(
             address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "inventory"),
         logger: logger)

@@ -32,6 +32,32 @@ struct StockStore: Sendable {
         }
     }
 
+    /// Sets a pet's stock on hand (an operator's restock) and announces the new level in the same transaction, so
+    /// the catalogue follows. Nil when there is no such product.
+    func restock(_ productId: String, to stock: Int, _ client: PostgresClient) async throws -> Restocked? {
+        try await client.transaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE products SET stock = \(stock), version = version + 1 WHERE id = \(productId)
+                RETURNING id, title, stock, version
+                """,
+                logger: logger)
+            var updated: (StockLevels.Level, String)?
+            for try await (id, title, stock, version) in rows.decode((String, String, Int, Int64).self) {
+                updated = (.init(productId: id, stock: stock, version: version), title)
+            }
+            guard let (level, title) = updated else { return nil }
+            let outbox = try await Outbox.enqueue([try stockEvent([level])], on: connection, logger: logger)
+            return Restocked(level: level, title: title, outbox: outbox)
+        }
+    }
+
+    struct Restocked: Sendable {
+        var level: StockLevels.Level
+        var title: String
+        var outbox: [OutboxEntry]
+    }
+
     @Sendable
     func reserveInventory(_ command: SagaCommand<ReserveInventory>, _ connection: PostgresConnection, _ logger: Logger)
         async throws -> StepOutcome

@@ -6,9 +6,11 @@ import ServiceKit
 struct NotifierApp {
     static func main() async throws {
         EventLoopExecutor.install()
-        let configuration = try ServiceConfiguration(name: "notifier", defaultPort: 8081, defaultDatabase: nil)
+        let configuration = ServiceMain.configured {
+            try ServiceConfiguration(name: "notifier", defaultPort: 8081, defaultDatabase: nil)
+        }
         Observability.bootstrap(level: configuration.logLevel)
-        let app = try buildApplication(configuration)
+        let app = ServiceMain.configured { try buildApplication(configuration) }
         try await app.runService()
     }
 }

@@ -1,6 +1,7 @@
 import AMQP
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Messaging
@@ -12,17 +13,21 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let logger = Observability.logger("pets.notifier", level: configuration.logLevel)
     let environment = configuration.environment
     let tokens = OrderToken(
-        secret: try environment.required("PETS_TOKEN_SECRET", "the Notifier verifies WebSocket tokens with it"))
+        secret: try environment.secret(
+            "PETS_TOKEN_SECRET", minimumBytes: SecretPolicy.tokenBytes, "the Notifier verifies WebSocket tokens with it"
+        ))
     let history = EventHistory(
-        orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"))
+        orchestratorURL: environment.string("PETS_ORCHESTRATOR_URL", default: "http://127.0.0.1:8084"), tokens: tokens)
+    let limits = try SessionLimits(environment: environment)
     let hub = StatusHub(history: history)
     let consumer = AMQPConsumer(
-        configuration: configuration.amqp, topology: PetsTopology.notifier, queue: Queues.notifierStatus, prefetch: 256,
+        configuration: configuration.amqp, topology: PetsTopology.notifierQueue, queue: Queues.notifierStatus,
+        prefetch: 256,
         logger: logger,
         onConnect: { Task { await hub.resyncAll() } })
 
     let router = Router()
-    router.addStandardMiddleware()
+    router.addStandardMiddleware(limits: configuration.httpLimits)
     router.addOperationalRoutes(
         service: configuration.name,
         health: HealthChecks(["broker": { consumer.isConnected }]))
@@ -40,15 +45,30 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         guard let orderId = context.request.uri.queryParameters.get("orderId")?.lowercased() else { return }
         var sessionLogger = logger
         sessionLogger[metadataKey: "orderId"] = "\(orderId)"
+        if let refusal = limits.admit(orderId) {
+            sessionLogger.notice("WebSocket session refused", metadata: ["reason": "\(refusal.reason)"])
+            try await outbound.close(refusal.closeCode, reason: refusal.reason)
+            return
+        }
+        defer { limits.release(orderId) }
         try await StatusSession(orderId: orderId, hub: hub, logger: sessionLogger)
             .run(inbound: inbound, outbound: outbound)
     }
 
+    let httpLimits = configuration.httpLimits
+    let webSocketResponder = webSocketRouter.buildResponder()
+    let server = HTTPServerBuilder { responder in
+        RequestHeadDeadlineChannel(
+            base: HTTP1WebSocketUpgradeChannel(
+                responder: responder, webSocketResponder: webSocketResponder,
+                configuration: .init(
+                    http1: .init(idleTimeout: httpLimits.idleTimeAmount),
+                    ws: .init(maxFrameSize: StatusSession.maximumClientMessage))),
+            deadline: httpLimits.idleTimeAmount)
+    }
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: webSocketRouter,
-            configuration: .init(ws: .init(maxFrameSize: StatusSession.maximumClientMessage))),
+        server: server,
         configuration: .init(
             address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "notifier"),
         logger: logger)

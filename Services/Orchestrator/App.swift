@@ -6,10 +6,11 @@ import ServiceKit
 struct OrchestratorApp {
     static func main() async throws {
         EventLoopExecutor.install()
-        let configuration = try ServiceConfiguration(
-            name: "orchestrator", defaultPort: 8084, defaultDatabase: "orchestrator")
+        let configuration = ServiceMain.configured {
+            try ServiceConfiguration(name: "orchestrator", defaultPort: 8084, defaultDatabase: "orchestrator")
+        }
         Observability.bootstrap(level: configuration.logLevel)
-        let app = try buildApplication(configuration)
+        let app = ServiceMain.configured { try buildApplication(configuration) }
         try await app.runService()
     }
 }

@@ -19,17 +19,27 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         retryInterval: try environment.double("PETS_RETRY_INTERVAL_SECONDS", default: 0.5))
     let store = SagaStore(machine: SagaMachine(definition), logger: logger)
     let handlers = SagaHandlers(store: store)
+    let credential = try OperatorCredential(environment: environment, service: "the Orchestrator")
+    // The Notifier fetches an order's events with that order's WebSocket token, so the Orchestrator verifies it.
+    let tokens = OrderToken(
+        secret: try environment.secret(
+            "PETS_TOKEN_SECRET", minimumBytes: SecretPolicy.tokenBytes,
+            "the Orchestrator accepts an order's WebSocket token for that order's status events"))
 
     let router = Router()
-    router.addStandardMiddleware()
-    // The saga monitor is a page of the web shop (another origin): it reads this API from the browser.
-    router.add(middleware: CORSMiddleware(allowOrigin: .all, allowMethods: [.get, .post, .head, .options]))
+    router.addStandardMiddleware(limits: configuration.httpLimits)
+    // The saga monitor is a page of the web shop (another origin): it reads this API from the browser. Only the
+    // shop's own origin may; any other is refused before a handler runs.
+    router.add(middleware: ShopOriginCORSMiddleware(environment: environment))
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
-    OperatorController(client: runtime.postgres, store: store, relay: runtime.relay, logger: logger).addRoutes(
-        to: router)
+    OperatorController(
+        client: runtime.postgres, store: store, relay: runtime.relay, credential: credential, tokens: tokens,
+        logger: logger
+    ).addRoutes(to: router)
 
     var app = Application(
         router: router,
+        server: configuration.httpLimits.server,
         configuration: .init(
             address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "orchestrator"),
         logger: logger)

@@ -8,11 +8,14 @@ import SagaEngine
 import ServiceKit
 
 /// The operator API behind the saga monitor: list and search sagas, one saga's timeline, an order's status events
-/// (the Notifier's replay source), and retrying a parked saga.
+/// (the Notifier's replay source), and retrying a parked saga. Every route needs the operator credential; an
+/// order's events are also given for that order's WebSocket token (how the Notifier replays them).
 struct OperatorController: Sendable {
     let client: PostgresClient
     let store: SagaStore
     let relay: OutboxRelay
+    let credential: OperatorCredential
+    let tokens: OrderToken
     let logger: Logger
 
     struct SagaSummary: Codable {
@@ -52,7 +55,8 @@ struct OperatorController: Sendable {
         extract(epoch FROM now() - updated_at)::float8
         """
 
-    func addRoutes(to router: Router<some RequestContext>) {
+    func addRoutes(to parent: Router<some RequestContext>) {
+        let router = parent.group().add(middleware: OperatorAuthMiddleware(credential))
         router.get("sagas") { request, _ -> Response in
             let parameters = request.uri.queryParameters
             let status = parameters.get("status")
@@ -133,7 +137,8 @@ struct OperatorController: Sendable {
                     return (
                         .json(
                             FailureBody(
-                                message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."),
+                                message: "Saga \(sagaId) is \(status); only a saga that needs attention can be retried."
+                            ),
                             status: .conflict), []
                     )
                 }
@@ -153,8 +158,10 @@ struct OperatorController: Sendable {
             relay.send(outbox)
             return result
         }
-        router.get("orders/:orderId/events") { _, context -> Response in
+        parent.get("orders/:orderId/events") { request, context -> Response in
             let orderId = try context.parameters.require("orderId").lowercased()
+            let orderToken = OperatorCredential.bearerToken(request).map { tokens.verify($0, for: orderId) } ?? false
+            guard orderToken || credential.accepts(request) else { return OperatorCredential.unauthorized() }
             return .json(try await events(orderId))
         }
     }

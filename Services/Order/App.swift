@@ -6,9 +6,11 @@ import ServiceKit
 struct OrderApp {
     static func main() async throws {
         EventLoopExecutor.install()
-        let configuration = try ServiceConfiguration(name: "order", defaultPort: 8080, defaultDatabase: "orders")
+        let configuration = ServiceMain.configured {
+            try ServiceConfiguration(name: "order", defaultPort: 8080, defaultDatabase: "orders")
+        }
         Observability.bootstrap(level: configuration.logLevel)
-        let app = try buildApplication(configuration)
+        let app = ServiceMain.configured { try buildApplication(configuration) }
         try await app.runService()
     }
 }

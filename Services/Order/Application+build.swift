@@ -12,7 +12,10 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let runtime = try ServiceRuntime(configuration: configuration, migrations: OrderSchema.migrations, logger: logger)
     let environment = configuration.environment
     let tokens = OrderToken(
-        secret: try environment.required("PETS_TOKEN_SECRET", "the Order service signs WebSocket tokens with it"))
+        secret: try environment.secret(
+            "PETS_TOKEN_SECRET", minimumBytes: SecretPolicy.tokenBytes,
+            "the Order service signs WebSocket tokens with it"))
+    let credential = try OperatorCredential(environment: environment, service: "the Order service")
     let repository = OrderRepository(client: runtime.postgres, logger: logger)
     let handlers = OrderHandlers(logger: logger)
     let unstarted = UnstartedOrders(
@@ -28,7 +31,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     commands.on(Commands.cancelOrder, CancelOrder.self, handle: handlers.cancelOrder)
 
     let router = Router()
-    router.addStandardMiddleware()
+    router.addStandardMiddleware(limits: configuration.httpLimits)
     let webRoot = environment.string("PETS_WEB_ROOT", default: "Public")
     if FileManager.default.fileExists(atPath: webRoot) {
         router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
@@ -50,7 +53,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         .json(["orchestratorUrl": publicOrchestratorURL])
     }
     OrderController(
-        repository: repository, tokens: tokens, relay: runtime.relay,
+        repository: repository, tokens: tokens, credential: credential, relay: runtime.relay,
         publicWebSocketURL: environment.string("PETS_PUBLIC_WS_URL", default: "ws://localhost:8081"),
         logger: logger
     ).addRoutes(to: router)
@@ -61,6 +64,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
 
     var app = Application(
         router: router,
+        server: configuration.httpLimits.server,
         configuration: .init(
             address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "order"),
         logger: logger)

@@ -12,6 +12,8 @@ import ServiceKit
 struct OrderController: Sendable {
     let repository: OrderRepository
     let tokens: OrderToken
+    /// `GET /orders` streams every customer's order and address: an operator view.
+    let credential: OperatorCredential
     /// Woken after an order commits, so its saga starts without waiting for the relay's poll.
     let relay: OutboxRelay
     /// The Notifier's public WebSocket base URL, e.g. `ws://localhost:8081`.
@@ -43,7 +45,7 @@ struct OrderController: Sendable {
             }
             return .json(order)
         }
-        router.get("orders") { request, _ -> Response in
+        router.group().add(middleware: OperatorAuthMiddleware(credential)).get("orders") { request, _ -> Response in
             streamOrders(eventStream: request.headers[.accept]?.contains("text/event-stream") == true)
         }
     }

@@ -6,9 +6,11 @@ import ServiceKit
 struct PaymentApp {
     static func main() async throws {
         EventLoopExecutor.install()
-        let configuration = try ServiceConfiguration(name: "payment", defaultPort: 8083, defaultDatabase: "payments")
+        let configuration = ServiceMain.configured {
+            try ServiceConfiguration(name: "payment", defaultPort: 8083, defaultDatabase: "payments")
+        }
         Observability.bootstrap(level: configuration.logLevel)
-        let app = try buildApplication(configuration)
+        let app = ServiceMain.configured { try buildApplication(configuration) }
         try await app.runService()
     }
 }

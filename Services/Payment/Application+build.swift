@@ -9,18 +9,21 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let logger = Observability.logger("pets.payment", level: configuration.logLevel)
     let runtime = try ServiceRuntime(configuration: configuration, migrations: PaymentSchema.migrations, logger: logger)
     let ledger = PaymentLedger(logger: logger)
+    let credential = try OperatorCredential(environment: configuration.environment, service: "Payment")
 
     var commands = CommandRouter()
     commands.on(Commands.processPayment, ProcessPayment.self, handle: ledger.processPayment)
     commands.on(Commands.refundPayment, RefundPayment.self, handle: ledger.refundPayment)
 
     let router = Router()
-    router.addStandardMiddleware()
+    router.addStandardMiddleware(limits: configuration.httpLimits)
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
-    LedgerController(client: runtime.postgres, logger: logger).addRoutes(to: router)
+    LedgerController(client: runtime.postgres, logger: logger).addRoutes(
+        to: router.group().add(middleware: OperatorAuthMiddleware(credential)))
 
     var app = Application(
         router: router,
+        server: configuration.httpLimits.server,
         configuration: .init(
             address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "payment"),
         logger: logger)

@@ -31,7 +31,7 @@ struct LedgerController: Sendable {
         var netCents: Int
     }
 
-    func addRoutes(to router: Router<some RequestContext>) {
+    func addRoutes<Context: RequestContext>(to router: RouterGroup<Context>) {
         router.get("payments/:orderId") { _, context -> Response in
             let orderId = try context.parameters.require("orderId").lowercased()
             var payments: [PaymentView] = []

@@ -1,8 +1,11 @@
 import AMQP
 import Messaging
 
-/// Every durable exchange, queue and binding of the system. Each connection declares all of it, so a message
-/// published before its consumer ever started still finds its queue, and no start-up order matters.
+/// Every durable exchange, queue and binding of the system. The broker's setup declares all of it once, as an
+/// administrator, before any service connects (`docker/rabbitmq-definitions.sh`, imported by scripts/lib.sh and by
+/// the compose broker), so a message published before its consumer ever started still finds its queue, and no
+/// start-up order between services matters. The services' own broker users may not configure anything durable:
+/// they declare nothing but the Notifier's exclusive queue (`notifierQueue`).
 public enum PetsTopology {
     /// Quorum queues count deliveries: a message that keeps crashing its consumer is dead-lettered at this count.
     public static let deliveryLimit = 20
@@ -35,11 +38,13 @@ public enum PetsTopology {
         )
     }()
 
-    /// A Notifier replica's own queue on the status fan-out: every replica sees every event.
-    public static let notifier =
-        durable
-        + AMQPTopology(
-            queues: [.init(Queues.notifierStatus, kind: .exclusive, deadLetterExchange: Exchanges.deadLetter)],
-            bindings: [.init(queue: Queues.notifierStatus, exchange: Exchanges.status)]
-        )
+    /// What a service declares itself: nothing, the broker's setup declared the durable topology.
+    public static let declaredByServices = AMQPTopology()
+
+    /// A Notifier replica's own queue on the status fan-out (server-named, so its user's permissions cover
+    /// `amq.gen-*` only): every replica sees every event.
+    public static let notifierQueue = AMQPTopology(
+        queues: [.init(Queues.notifierStatus, kind: .exclusive, deadLetterExchange: Exchanges.deadLetter)],
+        bindings: [.init(queue: Queues.notifierStatus, exchange: Exchanges.status)]
+    )
 }

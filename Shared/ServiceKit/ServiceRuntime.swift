@@ -29,7 +29,8 @@ public struct ServiceRuntime: Sendable {
         self.logger = logger
         self.migrations = [Migration.messaging, Migration.inboxByAge] + migrations
         postgres = database.makeClient(logger: logger)
-        broker = AMQPConnection(configuration: configuration.amqp, topology: PetsTopology.durable, logger: logger)
+        broker = AMQPConnection(
+            configuration: configuration.amqp, topology: PetsTopology.declaredByServices, logger: logger)
         publisher = AMQPPublisher(connection: broker)
         relay = OutboxRelay(client: postgres, publisher: publisher, logger: logger)
         consumers = LockedConsumers()

@@ -4,7 +4,8 @@ Runs against a running system (scripts/test's services, or `scripts/up`). Everyt
   PETS_ORDER_URL, PETS_NOTIFIER_URL, PETS_INVENTORY_URL, PETS_PAYMENT_URL, PETS_ORCHESTRATOR_URL  the services
   PETS_STATE          the state folder whose logs/*.log the services write (default .pets/run)
   PETS_PG_HOST, PETS_PG_PORT                                                    PostgreSQL (127.0.0.1, 5432)
-  PETS_PW_ORDERS, PETS_PW_INVENTORY, PETS_PW_PAYMENTS, PETS_PW_ORCHESTRATOR, PETS_TOKEN_SECRET
+  PETS_PW_ORDERS, PETS_PW_INVENTORY, PETS_PW_PAYMENTS, PETS_PW_ORCHESTRATOR, PETS_TOKEN_SECRET,
+  PETS_OPERATOR_TOKEN, PETS_AMQP_PW_<SERVICE>
                       the secrets; when not exported, read from .pets/secrets.env
 """
 
@@ -79,6 +80,11 @@ def secret(name: str) -> str:
             if key.strip() == name:
                 return value.strip().strip("'\"")
     pytest.skip(f"{name} is neither exported nor in {path}")
+
+
+def operator_headers() -> dict[str, str]:
+    """The operator credential every operator view and action asks for."""
+    return {"Authorization": f"Bearer {secret('PETS_OPERATOR_TOKEN')}"}
 
 
 def db_password(role: str) -> str:
@@ -233,7 +239,7 @@ def wait_for_final(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
 
 def all_orders_text() -> str:
     """The whole NDJSON stream of GET /orders."""
-    response = requests.get(f"{ORDER_URL}/orders", timeout=60)
+    response = requests.get(f"{ORDER_URL}/orders", headers=operator_headers(), timeout=60)
     assert response.status_code == 200, response.text
     return response.content.decode("utf-8")
 
@@ -281,6 +287,65 @@ def raw_http(port_url: str, payload: bytes, timeout: float = 5.0) -> bytes:
         except (socket.timeout, ConnectionResetError):
             pass
     return b"".join(chunks)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A service process of our own, beside the running system: for what only shows at start-up (refused secrets) and
+# for limits a test sets lower than the running services have.
+
+BIN = Path(os.environ.get("PETS_BIN") or REPO / ".build" / "debug")
+AMQP_PORT = os.environ.get("PETS_AMQP_PORT", "5672")
+SERVICE_DATABASES = {"Order": "orders", "Inventory": "inventory", "Payment": "payments", "Orchestrator": "orchestrator"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(service: str, **overrides: str | None) -> dict[str, str]:
+    """The environment scripts/lib.sh gives `service`, on a free port; an override of None removes the variable."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LOG_LEVEL": "info",
+        "PETS_HTTP_HOST": "127.0.0.1", "PETS_HTTP_PORT": str(free_port()),
+        "PETS_AMQP_URL": f"amqp://pets-{service.lower()}:{secret('PETS_AMQP_PW_' + service.upper())}"
+                         f"@127.0.0.1:{AMQP_PORT}/",
+    }
+    if service in SERVICE_DATABASES:
+        db = SERVICE_DATABASES[service]
+        env.update(PETS_PG_HOST=PG_HOST, PETS_PG_PORT=PG_PORT, PETS_DB_NAME=db, PETS_DB_USER=db,
+                   PETS_DB_PASSWORD=db_password(db), PETS_OPERATOR_TOKEN=secret("PETS_OPERATOR_TOKEN"))
+    if service in ("Order", "Notifier", "Orchestrator"):
+        env["PETS_TOKEN_SECRET"] = secret("PETS_TOKEN_SECRET")
+    if service == "Notifier":
+        env["PETS_ORCHESTRATOR_URL"] = ORCHESTRATOR_URL
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def start_service(service: str, env: dict[str, str]) -> subprocess.Popen:
+    binary = BIN / service
+    if not binary.is_file():
+        pytest.skip(f"no binary {binary} (set PETS_BIN)")
+    return subprocess.Popen([str(binary)], env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def stop_service(process: subprocess.Popen) -> str:
+    """SIGTERM (then SIGKILL), and everything the process printed."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    output, _ = process.communicate(timeout=10)
+    return output or ""
 
 
 # ---------------------------------------------------------------------------------------------------------------

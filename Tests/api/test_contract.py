@@ -13,7 +13,8 @@ import yaml
 from openapi_spec_validator import validate as validate_spec
 
 from conftest import (CAT, FISH, HTTP_TIMEOUT, OPENAPI_PATH, ORDER_URL, PRODUCT_IDS, check_contract, get_order,
-                      load_spec, order_body, parse_stream, place_order, post, token_of, wait_for_final)
+                      load_spec, operator_headers, order_body, parse_stream, place_order, post, token_of,
+                      wait_for_final)
 
 
 def get(path: str, **kwargs) -> requests.Response:
@@ -115,7 +116,7 @@ def test_order_while_its_saga_runs():
 
 @pytest.mark.parametrize("accept", [None, "text/event-stream"])
 def test_stream_of_orders(accept, completed_order, cancelled_order):
-    headers = {"Accept": accept} if accept else {}
+    headers = dict(operator_headers(), **({"Accept": accept} if accept else {}))
     response = check_contract(get("/orders", headers=headers, timeout=60))
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith(accept or "application/x-ndjson")
@@ -234,7 +235,7 @@ def test_wrong_status_content_type_or_error_shape_break_the_document():
 
 
 def test_a_wrong_streamed_order_breaks_the_document(completed_order):
-    response = get("/orders", timeout=60)
+    response = get("/orders", headers=operator_headers(), timeout=60)
     check_contract(response)
     fake = copy.copy(response)
     fake._content = response.content + b'{"orderId":"x"}\n'

@@ -8,7 +8,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import HTTP_TIMEOUT, INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, PAYMENT_URL, SERVICES
+from conftest import (HTTP_TIMEOUT, INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, PAYMENT_URL, SERVICES,
+                      operator_headers)
 
 ODD_VALUES = ["%00", "a%00b", "%ff%fe", "abc", "-1", "0", "1e400", "inf", "NaN", "9" * 30,
               "%27%3B%20DROP%20TABLE%20x%3B--", "x" * 5000, "%20"]
@@ -27,14 +28,16 @@ def assert_not_a_server_error(response: requests.Response) -> None:
 @pytest.mark.parametrize("parameter", ["status", "step", "orderId", "olderThan"])
 @pytest.mark.parametrize("value", ODD_VALUES, ids=range(len(ODD_VALUES)))
 def test_saga_search_with_odd_parameters(parameter, value):
-    response = requests.get(f"{ORCHESTRATOR_URL}/sagas?{parameter}={value}", timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{ORCHESTRATOR_URL}/sagas?{parameter}={value}", headers=operator_headers(),
+                            timeout=HTTP_TIMEOUT)
     assert_not_a_server_error(response)
 
 
 @pytest.mark.parametrize("value", ["abc", "1e400", "inf", "NaN"])
 def test_saga_search_refuses_a_malformed_age(value):
     """`olderThan` is a number of seconds: anything else is a 400, not silently ignored nor a 5xx."""
-    response = requests.get(f"{ORCHESTRATOR_URL}/sagas?olderThan={value}", timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{ORCHESTRATOR_URL}/sagas?olderThan={value}", headers=operator_headers(),
+                            timeout=HTTP_TIMEOUT)
     assert_not_a_server_error(response)
     assert response.status_code == 400, f"olderThan={value}: {response.status_code} {response.text[:200]}"
 
@@ -47,12 +50,13 @@ def test_saga_search_refuses_a_malformed_age(value):
     f"{ORCHESTRATOR_URL}/sagas/counts?x=%00", f"{INVENTORY_URL}/stock?productId=%00",
 ], ids=lambda path: path.split("//", 1)[1][:60])
 def test_lookups_with_odd_ids(path):
-    assert_not_a_server_error(requests.get(path, timeout=HTTP_TIMEOUT))
+    assert_not_a_server_error(requests.get(path, headers=operator_headers(), timeout=HTTP_TIMEOUT))
 
 
 @pytest.mark.parametrize("saga", ODD_IDS, ids=range(len(ODD_IDS)))
 def test_retrying_an_unknown_saga(saga):
-    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga}/retry", data=b"{", timeout=HTTP_TIMEOUT)
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga}/retry", data=b"{", headers=operator_headers(),
+                             timeout=HTTP_TIMEOUT)
     assert_not_a_server_error(response)
     assert 400 <= response.status_code < 500
 

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import (OPENAPI_PATH, ORDER_URL, STATE, SUMMARY_LINES, order_body, order_count, place_order,
-                      wait_for_final)
+from conftest import (OPENAPI_PATH, ORDER_URL, STATE, SUMMARY_LINES, operator_headers, order_body, order_count,
+                      place_order, wait_for_final)
 
 MAX_EXAMPLES = int(os.environ.get("PETS_SCHEMATHESIS_MAX_EXAMPLES", "50"))
 SEED = int(os.environ.get("PETS_SCHEMATHESIS_SEED", "20261125"))
@@ -53,6 +53,8 @@ def test_schemathesis_finds_no_server_error_and_no_response_breaking_the_documen
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
         "run", str(OPENAPI_PATH), "--url", ORDER_URL,
+        # The operator's credential, so GET /orders is exercised as the operator sees it (its 401 has its own test).
+        "--header", f"Authorization: {operator_headers()['Authorization']}",
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(MAX_EXAMPLES),

@@ -217,3 +217,22 @@ def place_order_api(lines: list[tuple[str, int]], *, expiry: str = VALID_EXPIRY,
     )
     assert response.status_code == 202, response.text
     return response.json()["orderId"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The saga monitor (an operator page: it asks for the operator token once per tab)
+
+OPERATOR_TOKEN = os.environ.get("PETS_OPERATOR_TOKEN", "")
+
+
+def open_monitor(driver: WebDriver, path: str = "/monitor/", token: str | None = None) -> None:
+    """Opens the saga monitor at `path` and, when it asks, signs in with the operator token."""
+    driver.get(ORDER_URL + path)
+    state = wait_for(
+        driver,
+        lambda d: ("form" if visible(d, '[data-testid="token-form"]') else None)
+        or ("open" if d.find_elements(By.CSS_SELECTOR, '[data-testid="count-all"]') else None),
+        message="the monitor neither asked for the operator token nor showed the sagas")
+    if state == "form":
+        type_into(driver, "operator-token", OPERATOR_TOKEN if token is None else token)
+        driver.find_element(By.ID, "token-submit").click()

@@ -13,6 +13,7 @@ from selenium.webdriver.common.keys import Keys
 
 from browser_helpers import (
     EXPIRED,
+    OPERATOR_TOKEN,
     ORDER_URL,
     PHONE,
     add_to_cart,
@@ -26,6 +27,7 @@ from browser_helpers import (
     fill_card,
     go_to_checkout,
     money,
+    open_monitor,
     open_shop,
     place_order_api,
     product_card,
@@ -259,7 +261,7 @@ def test_lost_connection_resumes_the_same_order(browser):
 def test_monitor_finds_the_orders_saga_and_its_timeline(browser, shot):
     order_id = place_order_api([("Chicken", 1), ("Fish", 1)])
     wait_order_status(order_id, {"completed"})
-    browser.get(ORDER_URL + "/monitor")
+    open_monitor(browser, "/monitor")
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="count-completed"]'),
              message="the counts per state never showed")
     assert int(attribute(browser, '[data-testid="count-completed"]', "data-count")) >= 1
@@ -296,10 +298,30 @@ def test_monitor_finds_the_orders_saga_and_its_timeline(browser, shot):
              timeout=20, message="the new saga's row never turned completed")
 
 
+def test_monitor_asks_for_the_operator_token_once_and_refuses_a_wrong_one(browser):
+    browser.get(ORDER_URL + "/monitor/")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(ORDER_URL + "/monitor/")
+    wait_visible(browser, '[data-testid="token-form"]')
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="count-all"]'), "sagas shown without a token"
+    type_into(browser, "operator-token", "not-the-operator-token")
+    browser.find_element(By.ID, "token-submit").click()
+    assert "refused" in wait_visible(browser, '[data-testid="token-error"]').text
+    type_into(browser, "operator-token", OPERATOR_TOKEN)
+    browser.find_element(By.ID, "token-submit").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="count-all"]'),
+             message="the right token did not open the monitor")
+    # Kept for the tab: a reload does not ask again.
+    browser.refresh()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="count-all"]'),
+             message="after a reload the monitor did not open with the kept token")
+    assert not visible(browser, '[data-testid="token-form"]')
+
+
 def test_monitor_shows_a_failed_sagas_compensation(browser, shot):
     order_id = place_order_api([("Cat", 1)], expiry=EXPIRED)
     wait_order_status(order_id, {"cancelled"})
-    browser.get(f"{ORDER_URL}/monitor/#saga={order_id}")
+    open_monitor(browser, f"/monitor/#saga={order_id}")
     wait_for(browser, lambda d: d.find_element(By.ID, "detail").get_attribute("data-order-id") == order_id)
     assert browser.find_element(By.ID, "detail").get_attribute("data-status") == "cancelled"
     assert "Error, invalid credit card" in browser.find_element(By.ID, "detail-failure").text
@@ -338,7 +360,7 @@ def test_phone_sized_screen(browser, shot):
     assert browser.find_element(By.ID, "address").size["width"] > width / 2
     assert browser.find_element(By.ID, "confirm-payment").size["height"] >= 44
     shot("09-phone-checkout", full=False)
-    browser.get(ORDER_URL + "/monitor/")
+    open_monitor(browser)
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="count-all"]'))
     assert no_sideways_scroll(browser), "the monitor scrolls sideways on a phone"
     shot("10-phone-monitor", full=False)

@@ -22,6 +22,9 @@ NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstr
 INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
 PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
 ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
+# Every operator view and action needs the operator's bearer token (scripts/test exports it).
+OPERATOR_TOKEN = os.environ.get("PETS_OPERATOR_TOKEN", "")
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 SERVICES = {
     "order": ORDER_URL,
@@ -223,9 +226,17 @@ def wait_for_history(order_id: str, last_seq: int, timeout: float = 5.0) -> dict
 
 
 def inventory_stock() -> dict[str, int]:
-    response = requests.get(f"{INVENTORY_URL}/stock", timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{INVENTORY_URL}/stock", headers=OPERATOR, timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
     return {row["productId"]: row["stock"] for row in response.json()}
+
+
+def set_stock(product_id: str, stock: int) -> dict[str, Any]:
+    """Restocks a pet as an operator: `PUT /stock/{productId}` on Inventory."""
+    response = requests.put(f"{INVENTORY_URL}/stock/{product_id}", json={"stock": stock}, headers=OPERATOR,
+                            timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, f"restock: {response.status_code} {response.text}"
+    return response.json()
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -239,26 +250,27 @@ def catalogue_stock() -> dict[str, int]:
 
 
 def reservations(order_id: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{INVENTORY_URL}/reservations/{order_id}", timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{INVENTORY_URL}/reservations/{order_id}", headers=OPERATOR, timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def payments(order_id: str) -> dict[str, Any]:
-    response = requests.get(f"{PAYMENT_URL}/payments/{order_id}", timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{PAYMENT_URL}/payments/{order_id}", headers=OPERATOR, timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def sagas_for(order_id: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{ORCHESTRATOR_URL}/sagas", params={"orderId": order_id}, timeout=HTTP_TIMEOUT)
+    response = requests.get(f"{ORCHESTRATOR_URL}/sagas", params={"orderId": order_id}, headers=OPERATOR,
+                            timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def stream_orders(accept: str | None = None) -> list[dict[str, Any]]:
     """Every order from GET /orders, parsed from NDJSON (default) or SSE."""
-    headers = {"Accept": accept} if accept else {}
+    headers = dict(OPERATOR, **({"Accept": accept} if accept else {}))
     with requests.get(f"{ORDER_URL}/orders", headers=headers, stream=True, timeout=HTTP_TIMEOUT) as response:
         assert response.status_code == 200, response.text
         text = response.content.decode()

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from conftest import (
-    ORCHESTRATOR_URL, SERVICES, follow, order_body, place_order, sagas_for,
+    ID, OPERATOR, ORCHESTRATOR_URL, SERVICES, catalogue_stock, follow, inventory_stock, order_body, place_order,
+    sagas_for, set_stock, wait_until,
 )
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? [-+0-9.eEinfaINFA]+( [0-9]+)?$')
@@ -64,7 +65,7 @@ def test_saga_monitor_shows_one_saga_with_its_timeline():
     assert saga["status"] == "completed"
 
     for key in (saga["sagaId"], order_id):
-        response = requests.get(f"{ORCHESTRATOR_URL}/sagas/{key}", timeout=10)
+        response = requests.get(f"{ORCHESTRATOR_URL}/sagas/{key}", headers=OPERATOR, timeout=10)
         assert response.status_code == 200, response.text
         detail = response.json()
         assert detail["saga"]["sagaId"] == saga["sagaId"]
@@ -74,12 +75,13 @@ def test_saga_monitor_shows_one_saga_with_its_timeline():
         assert succeeded == ["reserveInventory", "calculateShipping", "processPayment", "completeOrder"]
         assert [e["seq"] for e in detail["events"]] == [m["seq"] for m in messages]
 
-    listed = requests.get(f"{ORCHESTRATOR_URL}/sagas", params={"status": "completed", "limit": 5}, timeout=10)
+    listed = requests.get(f"{ORCHESTRATOR_URL}/sagas", params={"status": "completed", "limit": 5}, headers=OPERATOR,
+                          timeout=10)
     assert listed.status_code == 200
     assert all(s["status"] == "completed" for s in listed.json())
     assert len(listed.json()) <= 5
 
-    counts = requests.get(f"{ORCHESTRATOR_URL}/sagas/counts", timeout=10).json()
+    counts = requests.get(f"{ORCHESTRATOR_URL}/sagas/counts", headers=OPERATOR, timeout=10).json()
     assert counts["completed"] >= 1
 
 
@@ -87,7 +89,7 @@ def test_retrying_a_saga_that_is_not_parked_is_409():
     placed = place_order(order_body([("Fish", 1)], post_code="2880"))
     follow(placed["clientCallbackUrl"])
     [saga] = sagas_for(placed["orderId"])
-    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga['sagaId']}/retry", timeout=10)
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga['sagaId']}/retry", headers=OPERATOR, timeout=10)
     assert response.status_code == 409
     assert response.json()["message"]
     assert sagas_for(placed["orderId"])[0]["status"] == "completed"
@@ -101,7 +103,7 @@ def test_trace_context_travels_from_the_request_to_every_websocket_push():
     assert messages and messages[-1]["status"] == "success"
     assert {m.get("traceparent") for m in messages} == {traceparent}
     # The orchestrator's copy of the same events carries it too.
-    detail = requests.get(f"{ORCHESTRATOR_URL}/sagas/{placed['orderId']}", timeout=10).json()
+    detail = requests.get(f"{ORCHESTRATOR_URL}/sagas/{placed['orderId']}", headers=OPERATOR, timeout=10).json()
     assert {e.get("traceparent") for e in detail["events"]} == {traceparent}
 
 
@@ -114,3 +116,25 @@ def test_logs_are_structured_and_carry_the_order_id():
     follow(placed["clientCallbackUrl"])
     log = open(os.path.join(state, "logs", "Order.log"), encoding="utf-8", errors="replace").read()
     assert f"orderId={placed['orderId']}" in log
+
+
+def test_operator_restocks_a_sold_out_pet_and_the_catalogue_follows():
+    """A shop that sells out is not stuck until its database is reset: the operator sets the stock again."""
+    pony = ID["Pony"]
+    before = inventory_stock()[pony]
+    try:
+        restocked = set_stock(pony, 1)
+        assert restocked == {"productId": pony, "title": "Pony", "stock": 1}, restocked
+        wait_until(lambda: catalogue_stock()[pony] == 1, message="the catalogue showing the one pony left")
+        sold_out = place_order(order_body([("Pony", 2)]))
+        final = follow(sold_out["clientCallbackUrl"])[-1]
+        assert final["status"] == "failed" and final["message"] == "Error, insufficient inventory", final
+
+        set_stock(pony, 5)
+        assert inventory_stock()[pony] == 5
+        wait_until(lambda: catalogue_stock()[pony] == 5, message="the catalogue following the restock")
+        placed = place_order(order_body([("Pony", 2)]))
+        assert follow(placed["clientCallbackUrl"])[-1]["status"] == "success"
+        wait_until(lambda: catalogue_stock()[pony] == 3, message="the catalogue following the sale")
+    finally:
+        set_stock(pony, before)

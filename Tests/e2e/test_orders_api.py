@@ -6,7 +6,7 @@ import uuid
 import requests
 
 from conftest import (
-    CARD_NUMBER, ORDER_URL, follow, get_order, order_body, place_order, stream_orders, wait_for_history,
+    CARD_NUMBER, OPERATOR, ORDER_URL, follow, get_order, order_body, place_order, stream_orders, wait_for_history,
 )
 
 
@@ -31,7 +31,7 @@ def test_order_is_readable_at_once_after_placing():
 
 def test_ndjson_stream_contains_a_just_placed_order():
     placed = place_order(order_body([("Fish", 1)], post_code="2880"))
-    with requests.get(f"{ORDER_URL}/orders", stream=True, timeout=10) as response:
+    with requests.get(f"{ORDER_URL}/orders", headers=OPERATOR, stream=True, timeout=10) as response:
         assert response.status_code == 200
         assert "ndjson" in response.headers["Content-Type"] or "json" in response.headers["Content-Type"]
         lines = [line for line in response.iter_lines() if line]
@@ -46,7 +46,7 @@ def test_ndjson_stream_contains_a_just_placed_order():
 
 def test_event_stream_contains_a_just_placed_order():
     placed = place_order(order_body([("Fish", 1)], post_code="2880"))
-    with requests.get(f"{ORDER_URL}/orders", headers={"Accept": "text/event-stream"}, stream=True,
+    with requests.get(f"{ORDER_URL}/orders", headers={"Accept": "text/event-stream", **OPERATOR}, stream=True,
                       timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -73,7 +73,7 @@ def test_full_card_number_is_never_returned():
     assert json.loads(single)["cardLast4"] == card[-4:]
 
     for accept in (None, "text/event-stream"):
-        headers = {"Accept": accept} if accept else {}
+        headers = dict(OPERATOR, **({"Accept": accept} if accept else {}))
         text = requests.get(f"{ORDER_URL}/orders", headers=headers, timeout=10).text
         assert order_id in text
         assert card not in text

@@ -328,8 +328,20 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
     raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
 
 
+def operator_headers() -> dict[str, str]:
+    """The operator credential (every operator view and action needs it), from .pets/secrets.env as lib.sh made it."""
+    token = os.environ.get("PETS_OPERATOR_TOKEN", "")
+    secrets = REPO / ".pets" / "secrets.env"
+    if not token and secrets.is_file():
+        for line in secrets.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "PETS_OPERATOR_TOKEN":
+                token = value.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def get_json(url: str, **params: Any) -> Any:
-    response = requests.get(url, params=params or None, timeout=HTTP_TIMEOUT)
+    response = requests.get(url, params=params or None, headers=operator_headers(), timeout=HTTP_TIMEOUT)
     assert response.status_code == 200, f"GET {url}: {response.status_code} {response.text}"
     return response.json()
 

@@ -10,7 +10,8 @@ from websockets.sync.client import connect
 
 from conftest import (
     FINAL_STATUSES, ORCHESTRATOR_URL, amount_cents, assert_well_formed, follow, get_json, get_order, history,
-    metric, order_body, payments, place_order, read_until, saga, stock, wait_for_order, wait_until, ws_url,
+    metric, operator_headers, order_body, payments, place_order, read_until, saga, stock, wait_for_order,
+    wait_until, ws_url,
 )
 
 
@@ -201,7 +202,7 @@ def test_compensation_that_keeps_failing_parks_the_saga_until_an_operator_retrie
             f"order {order_id}: the order must not be closed while its saga is parked"
 
         pets.clear_faults()
-        response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga_id}/retry", timeout=10)
+        response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{saga_id}/retry", headers=operator_headers(), timeout=10)
         assert response.status_code == 202, \
             f"order {order_id}: POST /sagas/{saga_id}/retry: expected 202, got {response.status_code} {response.text}"
 
@@ -224,7 +225,8 @@ def test_compensation_that_keeps_failing_parks_the_saga_until_an_operator_retrie
     pets.watch(done["orderId"])
     assert follow(done)[-1]["status"] == "success", f"order {done['orderId']}"
     done_saga = saga(done["orderId"])["saga"]
-    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{done_saga['sagaId']}/retry", timeout=10)
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{done_saga['sagaId']}/retry", headers=operator_headers(),
+                             timeout=10)
     assert response.status_code == 409, \
         f"order {done['orderId']}: retrying a completed saga: expected 409, got {response.status_code} {response.text}"
     assert saga(done["orderId"])["saga"]["status"] == "completed", f"order {done['orderId']}"

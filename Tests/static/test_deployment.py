@@ -11,6 +11,7 @@ Run: .pets/venv/bin/python -m pytest Tests/static -q   (requirements: Tests/stat
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -37,7 +38,9 @@ INFRASTRUCTURE = {"postgres", "rabbitmq"}
 # Set by the image for every container, not by lib.sh: the native run relies on the default `Public`, a path
 # relative to the repository (its working folder); the image's files live in /app/Public.
 IMAGE_ONLY_VARIABLES = {"PETS_WEB_ROOT"}
-SECRET_MARKERS = ("PASSWORD", "SECRET", "PETS_PW_")
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "PETS_PW_", "PETS_AMQP_PW_")
+DEFINITIONS_SCRIPT = ROOT / "docker" / "rabbitmq-definitions.sh"
+BROKER_ENTRYPOINT = ROOT / "docker" / "rabbitmq-entrypoint.sh"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -481,9 +484,12 @@ def test_same_environment_values(lib: Lib, compose: dict[str, Any], raw_compose:
         raw_env = raw_compose["services"][compose_name(service)]["environment"]
         url = urlsplit(env["PETS_AMQP_URL"])
         assert (url.scheme, url.hostname, url.port, url.path) == ("amqp", "rabbitmq", 5672, "/"), service
+        # Its own broker user, as pets_amqp_url names it natively, never the administrator.
         user, password = raw_env["PETS_AMQP_URL"].split("://", 1)[1].split("@", 1)[0].split(":${", 1)
-        assert variables_in(user) == variables_in(rabbit_env["RABBITMQ_DEFAULT_USER"]), service
-        assert variables_in("${" + password) == variables_in(rabbit_env["RABBITMQ_DEFAULT_PASS"]), service
+        assert user == f"pets-{service.lower()}", f"{service}: broker user {user}"
+        assert variables_in("${" + password) == [(f"PETS_AMQP_PW_{service.upper()}", ":?")], service
+        assert variables_in(rabbit_env[f"PETS_AMQP_PW_{service.upper()}"]) == variables_in("${" + password), (
+            f"the broker container must get PETS_AMQP_PW_{service.upper()} to create pets-{service.lower()}")
         assert env["LOG_LEVEL"] == lib.defaults["LOG_LEVEL"]
         if lib.db[service]:
             assert env["PETS_PG_HOST"] == "postgres" and env["PETS_PG_HOST"] in services
@@ -497,6 +503,37 @@ def test_same_environment_values(lib: Lib, compose: dict[str, Any], raw_compose:
     ours = urlsplit(notifier["PETS_ORCHESTRATOR_URL"])
     assert (ours.scheme, ours.hostname, ours.port) == (native.scheme, "orchestrator", native.port)
     assert services["inventory"]["environment"]["PETS_INITIAL_STOCK"] == lib.defaults["PETS_INITIAL_STOCK"]
+    # Only the shop's own origins may call the operator API from a browser, the same ones both ways.
+    assert services["orchestrator"]["environment"]["PETS_SHOP_ORIGINS"] == lib.resolve(
+        lib.env["Orchestrator"]["PETS_SHOP_ORIGINS"])
+
+
+def test_same_broker_users_and_topology():
+    """One script declares the topology and the per-service users: lib.sh imports it, compose's broker loads it."""
+    lib_text = read(LIB_SH)
+    assert "docker/rabbitmq-definitions.sh" in shell_function(lib_text, "pets_configure_broker")
+    assert "pets_configure_broker" in shell_function(lib_text, "pets_start_rabbitmq")
+    url = shell_function(lib_text, "pets_amqp_url")
+    assert "amqp://pets-%s:%s@" in url and 'PETS_AMQP_PW_${service^^}' in url, "pets_amqp_url names the users"
+    raw = yaml.safe_load(read(COMPOSE))["services"]["rabbitmq"]
+    assert raw["entrypoint"] == ["sh", "/pets/rabbitmq-entrypoint.sh"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in raw["volumes"] if v.startswith("./")}
+    assert mounts == {"./docker/rabbitmq-entrypoint.sh": "/pets/rabbitmq-entrypoint.sh",
+                      "./docker/rabbitmq-definitions.sh": "/pets/rabbitmq-definitions.sh"}
+    assert "/pets/rabbitmq-definitions.sh" in read(BROKER_ENTRYPOINT)
+    services = shell_array(lib_text, "PETS_SERVICES")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update({f"PETS_AMQP_PW_{s.upper()}": f"pw{i}abc" for i, s in enumerate(services)})
+    result = subprocess.run(["sh", str(DEFINITIONS_SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    definitions = json.loads(result.stdout)
+    assert {u["name"] for u in definitions["users"]} == {f"pets-{s.lower()}" for s in services}
+    assert all(u["tags"] == "" for u in definitions["users"]), "no service user may be tagged administrator"
+    for permission in definitions["permissions"]:
+        assert permission["configure"] in ("^$", r"^amq\.gen-.*$"), permission
+        assert ".*" not in (permission["read"], permission["write"]), permission
+    bad = dict(env, PETS_AMQP_PW_ORDER="not url-safe")
+    assert subprocess.run(["sh", str(DEFINITIONS_SCRIPT)], env=bad, capture_output=True, text=True).returncode != 0
 
 
 def test_start_order_and_restart(lib: Lib, compose: dict[str, Any]):
@@ -534,9 +571,10 @@ def test_every_compose_variable_is_in_env_example(raw_compose: dict[str, Any]):
 
 
 def test_env_example_names_the_native_secrets(lib: Lib):
-    native = re.search(r"for key in ([A-Z_ ]+); do", shell_function(lib.text, "pets_secrets"))
-    assert native, "cannot find the secret names in pets_secrets"
-    assert set(native.group(1).split()) <= set(env_example()), "use the same secret names as .pets/secrets.env"
+    assert '"${PETS_SECRET_KEYS[@]}"' in shell_function(lib.text, "pets_secrets")
+    native = shell_array(lib.text, "PETS_SECRET_KEYS")
+    assert {"PETS_TOKEN_SECRET", "PETS_OPERATOR_TOKEN", "PETS_AMQP_PW_ORDER"} <= set(native)
+    assert set(native) <= set(env_example()), "use the same secret names as .pets/secrets.env"
     assert "openssl rand" in read(ENV_EXAMPLE)
 
 

@@ -193,9 +193,13 @@ enum StepLatency {
     static func sample(http: HTTPClient, orchestratorURL: String, orderIds: [String]) async -> [String: Summary] {
         var durations: [String: [Double]] = [:]
         for orderId in orderIds {
+            var request = HTTPClientRequest(url: "\(orchestratorURL)/sagas/\(orderId)")
+            // The saga timeline is an operator view; without the token the step sample stays empty.
+            if let token = ProcessInfo.processInfo.environment["PETS_OPERATOR_TOKEN"] {
+                request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            }
             guard
-                let response = try? await http.execute(
-                    HTTPClientRequest(url: "\(orchestratorURL)/sagas/\(orderId)"), timeout: .seconds(5)),
+                let response = try? await http.execute(request, timeout: .seconds(5)),
                 response.status == .ok,
                 let body = try? await response.body.collect(upTo: 1 << 20),
                 let detail = try? JSONDecoder().decode(Detail.self, from: Data(body.readableBytesView))
