@@ -2,7 +2,7 @@
 public struct AMQPError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Base: String {
-            case invalidConfiguration, connectionFailed, connectionClosed, channelClosed
+            case invalidConfiguration, connectionFailed, connectionClosed
             case declareFailed, publishFailed, publishNacked, confirmTimeout, consumeFailed, shutdown
         }
         fileprivate let base: Base
@@ -14,8 +14,6 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable {
         public static let connectionFailed = Code(base: .connectionFailed)
         /// The broker or the network closed the connection.
         public static let connectionClosed = Code(base: .connectionClosed)
-        /// The broker closed the channel (for example a declare with other arguments).
-        public static let channelClosed = Code(base: .channelClosed)
         /// Declaring an exchange, a queue or a binding failed.
         public static let declareFailed = Code(base: .declareFailed)
         /// Sending a message failed before the broker could confirm it.

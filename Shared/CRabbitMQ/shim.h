@@ -10,14 +10,8 @@
 #include <amqp_tcp_socket.h>
 #endif
 
-// amqp_login is variadic, which Swift cannot call.
-static inline amqp_rpc_reply_t c_amqp_login_plain(amqp_connection_state_t state, const char *vhost,
-                                                  int channel_max, int frame_max, int heartbeat,
-                                                  const char *user, const char *password) {
-    return amqp_login(state, vhost, channel_max, frame_max, heartbeat, AMQP_SASL_METHOD_PLAIN, user, password);
-}
-
-// The same login, announcing client properties (the connection name shown by the broker).
+// amqp_login is variadic, which Swift cannot call: the login, announcing client properties (the connection
+// name shown by the broker).
 static inline amqp_rpc_reply_t c_amqp_login_plain_with_properties(amqp_connection_state_t state, const char *vhost,
                                                                   int channel_max, int frame_max, int heartbeat,
                                                                   const amqp_table_t *properties,

@@ -11,7 +11,7 @@ from websockets.sync.client import connect
 
 from conftest import (
     FINAL_STATUSES, ORCHESTRATOR_URL, amount_cents, assert_well_formed, follow, get_json, get_order, history, metric,
-    order_body, payments, place_order, read_until, saga, stock, wait_for_order, wait_until, ws_url,
+    operator_headers, order_body, payments, place_order, read_until, saga, stock, wait_for_order, wait_until, ws_url,
 )
 
 START_DEADLINE = 2
@@ -132,7 +132,7 @@ def test_a_saga_whose_instance_does_not_load_is_parked_and_the_other_timers_stil
     assert metric("Orchestrator", "pets_sagas_parked_total") >= parked_before + 1
     assert [s for s in get_json(f"{ORCHESTRATOR_URL}/sagas", status="needs_attention") if s["orderId"] == bad_id]
     # Retrying it as it is cannot work: the operator is told why.
-    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", timeout=10)
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", headers=operator_headers(), timeout=10)
     assert response.status_code == 409 and "does not load" in response.json()["message"], \
         f"order {bad_id}: {response.status_code} {response.text}"
     assert get_order(bad_id)["orderStatus"] == "placed"
@@ -144,7 +144,7 @@ def test_a_saga_whose_instance_does_not_load_is_parked_and_the_other_timers_stil
                message=f"order {bad_id}: the late reserveInventory reply reaching the corrupted saga")
     pets.sql("orchestrator",
              f"""UPDATE sagas SET instance = jsonb_set(instance, '{{phase}}', '"forward"') WHERE order_id = '{bad_id}'""")
-    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", timeout=10)
+    response = requests.post(f"{ORCHESTRATOR_URL}/sagas/{bad_id}/retry", headers=operator_headers(), timeout=10)
     assert response.status_code == 202, f"order {bad_id}: {response.status_code} {response.text}"
     order = wait_for_order(bad_id, timeout=30)
     assert order["orderStatus"] == "completed", f"order {bad_id}: {order}"
