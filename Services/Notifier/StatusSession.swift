@@ -67,7 +67,16 @@ struct StatusSession: Sendable {
                     case .resync:
                         try await progress.fetch(self)
                     case .retry:
-                        if progress.missing { try await progress.fetch(self) }
+                        guard progress.missing else { break }
+                        // Another session of the order may have fetched its events meanwhile: no second request.
+                        if progress.sent.isEmpty {
+                            try await progress.send(contiguousFrom: await hub.cached(orderId))
+                        }
+                        if progress.sent.isEmpty || progress.failedFetch {
+                            try await progress.fetch(self)
+                        } else {
+                            progress.missing = false
+                        }
                     case .query:
                         if progress.sent.isEmpty { try await progress.fetch(self) }
                         if let latest = progress.sent.last { try await write(latest, outbound: outbound) }
@@ -87,6 +96,8 @@ struct StatusSession: Sendable {
         var sent: [StatusEvent] = []
         /// Set while events may be missing and the last fetch (or none yet) did not settle that.
         var missing = false
+        /// Set when the last fetch failed: the next retry must ask the Orchestrator again.
+        var failedFetch = false
         var retryInterval = StatusSession.firstRetryInterval
         var timer: Task<Void, Never>?
 
@@ -110,12 +121,14 @@ struct StatusSession: Sendable {
             do {
                 try await send(contiguousFrom: try await session.hub.fetch(session.orderId))
                 missing = false
+                failedFetch = false
                 retryInterval = StatusSession.firstRetryInterval
             } catch {
                 session.logger.warning(
                     "cannot fetch the order's history; retrying",
                     metadata: ["error": "\(error)", "retryIn": "\(retryInterval)s"])
                 missing = true
+                failedFetch = true
                 schedule(.retry, after: retryInterval)
                 retryInterval = min(retryInterval * 2, StatusSession.maximumRetryInterval)
             }

@@ -25,21 +25,46 @@ public typealias OutboxWritingHandler = @Sendable (AMQPDelivery, PostgresConnect
 /// handler folds the batch into as few statements as it can.
 public typealias ProjectionHandler = @Sendable ([AMQPDelivery], PostgresConnection) async throws -> Void
 
+/// How often a message that fails is tried before it is given up. Every failure of a delivery is retried with
+/// backoff; after `attemptsPerDelivery` failures the delivery goes back to the queue (so another replica may try),
+/// and once it has been delivered `deliveries` times it is dead-lettered with its reason. A message that fails the
+/// same way every time (an error without a SQLSTATE, a deadline) is so tried at most attemptsPerDelivery x
+/// deliveries times instead of holding a slot for ever; a database outage of a minute or so is outlasted.
+public struct RetryPolicy: Sendable {
+    /// How long one attempt at a message (or a batch) may take before it is abandoned and retried.
+    public var attemptDeadline: Double
+    public var attemptsPerDelivery: Int
+    public var deliveries: Int
+
+    public init(attemptDeadline: Double = 30, attemptsPerDelivery: Int = 8, deliveries: Int = 3) {
+        self.attemptDeadline = attemptDeadline
+        self.attemptsPerDelivery = max(1, attemptsPerDelivery)
+        self.deliveries = max(1, deliveries)
+    }
+
+    /// From `PETS_MESSAGE_DEADLINE_SECONDS`, `PETS_MESSAGE_ATTEMPTS` and `PETS_MESSAGE_DELIVERIES`.
+    public init(environment: Environment) throws {
+        self.init(
+            attemptDeadline: try environment.double("PETS_MESSAGE_DEADLINE_SECONDS", default: 30),
+            attemptsPerDelivery: try environment.int("PETS_MESSAGE_ATTEMPTS", default: 8),
+            deliveries: try environment.int("PETS_MESSAGE_DELIVERIES", default: 3))
+    }
+}
+
 /// Consumes a queue in batches: whatever the connection has delivered when a worker is free is applied in one
 /// transaction, which claims every message id in the inbox with one statement, runs the handler for each new message
 /// in the queue's order and writes their outgoing messages to the outbox; the deliveries are acked only after that
 /// commit, together. At low load a batch is one message and nothing waits; under load a commit (and its fsync) is
 /// shared by many messages. Duplicates are acked without effect. When a batch fails, its messages are tried one at a
-/// time, so one bad message never fails its batch-mates: a malformed one is dead-lettered, a transient failure is
-/// retried with backoff while the delivery stays unacked, and after `maximumAttempts` failures of any kind the
-/// delivery is requeued, so the queue's delivery limit bounds how often a message that always fails comes back
-/// before it is dead-lettered.
+/// time, so one bad message never fails its batch-mates: a malformed one is dead-lettered at once, any other failure
+/// is retried as the `RetryPolicy` says and dead-lettered with its reason in the end.
 public final class MessageConsumerService: Service, Sendable {
     private let consumer: AMQPConsumer
     private let client: PostgresClient
     private let relay: OutboxRelay
     private let schemaReady: ReadinessGate
     private let concurrency: Int
+    private let policy: RetryPolicy
     private let logger: Logger
     private let handler: Handling
     private let consumed: Counter
@@ -62,19 +87,20 @@ public final class MessageConsumerService: Service, Sendable {
 
     public convenience init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 4, logger: Logger, handler: @escaping MessageHandler
+        concurrency: Int = 4, policy: RetryPolicy = RetryPolicy(), logger: Logger, handler: @escaping MessageHandler
     ) {
         self.init(
             queue: queue, consumer: consumer, client: client, relay: relay, schemaReady: schemaReady,
-            concurrency: concurrency, logger: logger, handling: .transactional(handler))
+            concurrency: concurrency, policy: policy, logger: logger, handling: .transactional(handler))
     }
 
     /// - Parameter concurrency: batches applied at once (each in its own transaction). 1 keeps the queue's order
     ///   and takes the biggest batches.
     public init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 4, logger: Logger, handling: Handling
+        concurrency: Int = 4, policy: RetryPolicy = RetryPolicy(), logger: Logger, handling: Handling
     ) {
+        self.policy = policy
         self.consumer = consumer
         self.client = client
         self.relay = relay
@@ -93,11 +119,6 @@ public final class MessageConsumerService: Service, Sendable {
         batchSizes = Recorder(label: "pets_message_batch_size", dimensions: dimensions)
         self.handling = Timer(label: "pets_message_handling_seconds", dimensions: dimensions)
     }
-
-    /// How long one attempt at a message (or a batch) may take before it is abandoned and retried.
-    static let attemptDeadline = 30.0
-    /// Failures of one delivery before it goes back to the queue (where the delivery limit counts it).
-    static let maximumAttempts = 8
 
     public func run() async throws {
         await schemaReady.wait()
@@ -137,13 +158,13 @@ public final class MessageConsumerService: Service, Sendable {
         }
         let deliveries = valid
         do {
-            if let seconds = deliveries.lazy.compactMap({ FaultInjection.rule(.delay, $0.message.type) }).first
-                .flatMap(Double.init)
-            {
-                try await Task.sleep(for: .seconds(seconds))
-            }
-            let (entries, applied) = try await withDeadline(seconds: Self.attemptDeadline) {
-                try await self.apply(deliveries)
+            let (entries, applied) = try await withDeadline(seconds: policy.attemptDeadline) {
+                if let seconds = deliveries.lazy.compactMap({ FaultInjection.rule(.delay, $0.message.type) }).first
+                    .flatMap(Double.init)
+                {
+                    try await Task.sleep(for: .seconds(seconds))
+                }
+                return try await self.apply(deliveries)
             }
             crashIfInjected(deliveries)
             AMQPDelivery.settle(deliveries, .ack)
@@ -170,13 +191,14 @@ public final class MessageConsumerService: Service, Sendable {
         var failures = 0
         while true {
             do {
-                if let seconds = FaultInjection.rule(.delay, delivery.message.type).flatMap(Double.init) {
-                    try await Task.sleep(for: .seconds(seconds))
-                }
-                // A deadline on the whole transaction: after a database restart an attempt has been seen to hang
-                // in the connection pool; it is abandoned and tried again (the inbox makes that safe).
-                let (entries, applied) = try await withDeadline(seconds: Self.attemptDeadline) {
-                    try await self.apply([delivery])
+                // A deadline on the whole attempt: after a database restart an attempt has been seen to hang in the
+                // connection pool; it is abandoned and tried again (the inbox makes that safe). An injected delay
+                // counts against it, as a slow handler would.
+                let (entries, applied) = try await withDeadline(seconds: policy.attemptDeadline) {
+                    if let seconds = FaultInjection.rule(.delay, delivery.message.type).flatMap(Double.init) {
+                        try await Task.sleep(for: .seconds(seconds))
+                    }
+                    return try await self.apply([delivery])
                 }
                 crashIfInjected([delivery])
                 delivery.settle(.ack)
@@ -198,17 +220,18 @@ public final class MessageConsumerService: Service, Sendable {
             } catch {
                 if Task.isCancelled { return }  // Shutting down: unacked, so the broker redelivers it.
                 failures += 1
-                let transient = DatabaseErrors.isTransient(error) || error is DeadlineExceeded
-                if failures >= Self.maximumAttempts || (!transient && failures >= 3) {
-                    // Back to the queue: the delivery limit counts it, and dead-letters it in the end.
-                    logger.error(
-                        "handler keeps failing; requeueing",
-                        metadata: [
-                            "error": "\(String(reflecting: error))", "attempts": "\(failures)",
-                            "deliveryCount": "\(delivery.deliveryCount)",
-                        ])
-                    requeued.increment()
-                    delivery.settle(.requeue)
+                if failures >= policy.attemptsPerDelivery {
+                    let reason = "failed \(failures) times in a row: \(String(reflecting: error))"
+                    if delivery.deliveryCount + 1 >= policy.deliveries {
+                        deadLetter(delivery, reason: "\(reason), on delivery \(delivery.deliveryCount + 1)")
+                    } else {
+                        // Back to the queue: maybe another replica, or a later moment, does better.
+                        logger.error(
+                            "handler keeps failing; requeueing",
+                            metadata: ["reason": "\(reason)", "delivery": "\(delivery.deliveryCount + 1)"])
+                        requeued.increment()
+                        delivery.settle(.requeue)
+                    }
                     return
                 }
                 logger.warning(

@@ -18,6 +18,8 @@ public struct ServiceRuntime: Sendable {
     public let publisher: AMQPPublisher
     public let relay: OutboxRelay
     public let schemaReady = ReadinessGate()
+    /// How often a failing message is tried before it is dead-lettered (see `RetryPolicy`).
+    public let retryPolicy: RetryPolicy
     private let migrations: [Migration]
     private let consumers: LockedConsumers
 
@@ -27,6 +29,7 @@ public struct ServiceRuntime: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        retryPolicy = try RetryPolicy(environment: configuration.environment)
         self.migrations = [Migration.messaging, Migration.inboxByAge] + migrations
         postgres = database.makeClient(logger: logger)
         broker = AMQPConnection(
@@ -64,7 +67,7 @@ public struct ServiceRuntime: Sendable {
         consumers.append(consumer)
         return MessageConsumerService(
             queue: queue, consumer: consumer, client: postgres, relay: relay, schemaReady: schemaReady,
-            concurrency: concurrency, logger: logger, handling: handling)
+            concurrency: concurrency, policy: retryPolicy, logger: logger, handling: handling)
     }
 
     /// Migrates the schema and runs `seed`, waiting for the database as long as it takes (no crash loop while it
