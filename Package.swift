@@ -124,6 +124,12 @@ let package = Package(
             dependencies: ["AMQP"],
             path: "Tests/AMQPTests"
         ),
+        // The outbox relay's bookkeeping; no database needed.
+        .testTarget(
+            name: "PersistenceTests",
+            dependencies: ["Persistence"],
+            path: "Tests/PersistenceTests"
+        ),
         .testTarget(
             name: "SagaEngineTests",
             dependencies: ["SagaEngine", "Messaging", "Orchestrator"],

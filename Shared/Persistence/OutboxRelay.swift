@@ -28,18 +28,11 @@ public final class OutboxRelay: Service, Sendable {
     private let deletions: AsyncStream<Void>
     private let deletionContinuation: AsyncStream<Void>.Continuation
     /// Ids this process is publishing or has had confirmed and not yet deleted: the poller leaves them alone.
-    private let held = Mutex(Held())
+    private let held = Mutex(HeldOutboxRows())
     private let published = Counter(label: "pets_outbox_published_total")
     private let lag = Timer(label: "pets_outbox_lag_seconds")
     private let backlog = Gauge(label: "pets_outbox_backlog")
     private let oldest = Gauge(label: "pets_outbox_oldest_seconds")
-
-    private struct Held {
-        var sending: Set<Int64> = []
-        var confirmed: [Int64] = []
-        var deleting: Set<Int64> = []
-        var all: [Int64] { Array(sending) + confirmed + Array(deleting) }
-    }
 
     public init(
         client: PostgresClient, publisher: AMQPPublisher, logger: Logger, batchSize: Int = 256,
@@ -60,21 +53,18 @@ public final class OutboxRelay: Service, Sendable {
     public func send(_ entries: [OutboxEntry]) {
         guard !entries.isEmpty else { return }
         let ids = entries.map(\.id)
-        held.withLock { $0.sending.formUnion(ids) }
+        held.withLock { $0.publishing(ids) }
         let started = ContinuousClock.now
         Task { [publisher, logger] in
             do {
                 try await publisher.publish(entries.map(\.outgoing))
                 Self.crashIfInjected(after: entries.map(\.outgoing))
-                held.withLock {
-                    $0.sending.subtract(ids)
-                    $0.confirmed += ids
-                }
+                held.withLock { $0.published(ids, confirmed: true) }
                 published.increment(by: ids.count)
                 lag.recordSeconds((ContinuousClock.now - started).inSeconds)
                 deletionContinuation.yield()
             } catch {
-                held.withLock { $0.sending.subtract(ids) }
+                held.withLock { $0.published(ids, confirmed: false) }
                 logger.warning(
                     "publish failed; the outbox poller will send these", metadata: ["error": "\(error)"])
                 wakeupContinuation.yield()
@@ -85,21 +75,13 @@ public final class OutboxRelay: Service, Sendable {
     /// Hands over the ids of sent rows for the caller to delete in a transaction of its own (saving the relay a
     /// statement and a commit); the caller reports the outcome with `deleted(_:committed:)`.
     public func takeSent() -> [Int64] {
-        held.withLock { held in
-            let ids = held.confirmed
-            held.confirmed = []
-            held.deleting.formUnion(ids)
-            return ids
-        }
+        held.withLock { $0.takeConfirmed() }
     }
 
     /// After `takeSent()`: the caller's transaction committed (the rows are gone) or not (the relay deletes them).
     public func deleted(_ ids: [Int64], committed: Bool) {
         guard !ids.isEmpty else { return }
-        held.withLock {
-            $0.deleting.subtract(ids)
-            if !committed { $0.confirmed += ids }
-        }
+        held.withLock { $0.deleted(ids, committed: committed) }
         if !committed { deletionContinuation.yield() }
     }
 
@@ -174,13 +156,10 @@ public final class OutboxRelay: Service, Sendable {
                         try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: self.logger)
                     }
                 }
-                held.withLock { $0.deleting.subtract(ids) }
+                held.withLock { $0.deleted(ids, committed: true) }
                 backoff = 0.1
             } catch {
-                held.withLock {
-                    $0.deleting.subtract(ids)
-                    $0.confirmed += ids
-                }
+                held.withLock { $0.deleted(ids, committed: false) }
                 failures += 1
                 // Giving up only re-sends these rows later (and the inboxes drop the copies).
                 if failures >= attempts { return }

@@ -1,0 +1,47 @@
+import Persistence
+import Testing
+
+/// What the outbox relay holds back from its poller, through every way a row can go.
+struct HeldOutboxRowsTests {
+    @Test func aRowIsHeldFromItsPublishUntilItsDeletionCommits() {
+        var held = HeldOutboxRows()
+        held.publishing([1, 2])
+        #expect(Set(held.all) == [1, 2])
+        held.published([1, 2], confirmed: true)
+        #expect(Set(held.all) == [1, 2])
+        let taken = held.takeConfirmed()
+        #expect(taken == [1, 2])
+        #expect(Set(held.all) == [1, 2], "being deleted: still not the poller's")
+        held.deleted(taken, committed: true)
+        #expect(held.all.isEmpty)
+    }
+
+    @Test func aFailedPublishLetsTheRowGoToThePoller() {
+        var held = HeldOutboxRows()
+        held.publishing([7])
+        held.published([7], confirmed: false)
+        #expect(held.all.isEmpty)
+        #expect(held.takeConfirmed().isEmpty, "nothing to delete: the row was never sent")
+    }
+
+    @Test func aDeletionThatDidNotCommitIsTakenAgainNextTime() {
+        var held = HeldOutboxRows()
+        held.publishing([3, 4])
+        held.published([3, 4], confirmed: true)
+        let first = held.takeConfirmed()
+        held.deleted(first, committed: false)
+        #expect(Set(held.all) == [3, 4])
+        #expect(Set(held.takeConfirmed()) == [3, 4])
+    }
+
+    @Test func eachConfirmedIdIsTakenOnce() {
+        var held = HeldOutboxRows()
+        held.publishing([1])
+        held.published([1], confirmed: true)
+        #expect(held.takeConfirmed() == [1])
+        #expect(held.takeConfirmed().isEmpty, "a second consumer's transaction gets nothing to delete")
+        held.publishing([2])
+        held.published([2], confirmed: true)
+        #expect(held.takeConfirmed() == [2])
+    }
+}
