@@ -3,8 +3,11 @@
 #
 # Everything runs as root in a private state folder ($PETS_STATE) without systemd or Docker: PostgreSQL and
 # RabbitMQ are started from their Debian binaries with our own data dirs and ports, so several instances (the
-# `up` one and the `test` one) can coexist and none touches the system-wide services. See
-# /work/shared/ENVIRONMENT.md for the facts these functions rely on.
+# `up` one and the `test` one) can coexist and none touches the system-wide services. What these functions rely
+# on, found by trying on Debian 12: Debian's rabbitmq-server wrapper switches user, so the scripts in
+# /usr/lib/rabbitmq/bin run directly with HOME, node name, ports and folders of our own (every CLI call must share
+# that environment and its Erlang cookie); initdb and pg_ctl refuse root and run as the postgres user; epmd
+# outlives the node and is stopped by its port.
 #
 # Functions return non-zero on failure instead of relying on `set -e`, because `set -e` is switched off inside a
 # function called from an `if` or `||` context, and the scripts call several of them that way.

@@ -15,6 +15,15 @@ struct PlaceOrderData: Codable, Sendable, Equatable {
     /// also those a timer sends.
     var traceparent: String?
 
+    /// The shipping cost and the total, which `calculateShipping` sets; a step that needs them before that fails
+    /// (it would otherwise charge nothing) rather than send a zero.
+    func priced() throws -> (shippingCents: Int, amountCents: Int) {
+        guard let shippingCents, let amountCents else {
+            throw SagaStepError(type: "NotPriced", message: "Error, order \(orderId) has no shipping cost yet")
+        }
+        return (shippingCents, amountCents)
+    }
+
     init(_ start: StartPlaceOrder, traceparent: String? = nil) {
         self.traceparent = traceparent
         orderId = start.orderId
@@ -51,19 +60,21 @@ enum PlaceOrderSaga {
                     },
                 SagaStep("calculateShipping")
                     .local { data in
-                        data.shippingCents = try Shipping.costCents(postCode: data.postCode)
-                        data.amountCents = data.itemsCents + data.shippingCents!
+                        let shipping = try Shipping.costCents(postCode: data.postCode)
+                        data.shippingCents = shipping
+                        data.amountCents = data.itemsCents + shipping
                     },
                 SagaStep("processPayment")
                     .invoke(Queues.paymentCommands, Commands.processPayment, policy: step) {
-                        ProcessPayment(amountCents: $0.amountCents ?? 0, card: $0.card)
+                        ProcessPayment(amountCents: try $0.priced().amountCents, card: $0.card)
                     }
                     .compensate(with: Queues.paymentCommands, Commands.refundPayment, policy: compensation) { _ in
                         RefundPayment()
                     },
                 SagaStep("completeOrder")
                     .invoke(Queues.orderCommands, Commands.completeOrder, policy: step) {
-                        CompleteOrder(shippingCents: $0.shippingCents ?? 0, amountCents: $0.amountCents ?? 0)
+                        let priced = try $0.priced()
+                        return CompleteOrder(shippingCents: priced.shippingCents, amountCents: priced.amountCents)
                     },
             ]
         )

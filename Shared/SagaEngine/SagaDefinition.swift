@@ -49,7 +49,7 @@ public struct RemoteCall<Data: Sendable>: Sendable {
         queue: String,
         command: String,
         policy: RetryPolicy,
-        payload: @escaping @Sendable (Data, SagaFailure?) -> Payload
+        payload: @escaping @Sendable (Data, SagaFailure?) throws -> Payload
     ) {
         self.queue = queue
         self.command = command
@@ -58,7 +58,7 @@ public struct RemoteCall<Data: Sendable>: Sendable {
             try MessageCodec.encode(
                 SagaCommand(
                     sagaId: context.sagaId, orderId: context.orderId, step: command, attempt: context.attempt,
-                    payload: payload(data, failure)))
+                    payload: try payload(data, failure)))
         }
     }
 }
@@ -84,10 +84,11 @@ public struct SagaStep<Data: Sendable>: Sendable {
         _ queue: String,
         _ command: String,
         policy: RetryPolicy = .step,
-        payload: @escaping @Sendable (Data) -> Payload
+        payload: @escaping @Sendable (Data) throws -> Payload
     ) -> SagaStep {
         var step = self
-        step.action = .remote(RemoteCall(queue: queue, command: command, policy: policy) { data, _ in payload(data) })
+        step.action = .remote(
+            RemoteCall(queue: queue, command: command, policy: policy) { data, _ in try payload(data) })
         return step
     }
 
@@ -103,10 +104,12 @@ public struct SagaStep<Data: Sendable>: Sendable {
         with queue: String,
         _ command: String,
         policy: RetryPolicy = .compensation,
-        payload: @escaping @Sendable (Data) -> Payload
+        payload: @escaping @Sendable (Data) throws -> Payload
     ) -> SagaStep {
         var step = self
-        step.compensation = RemoteCall(queue: queue, command: command, policy: policy) { data, _ in payload(data) }
+        step.compensation = RemoteCall(queue: queue, command: command, policy: policy) { data, _ in
+            try payload(data)
+        }
         return step
     }
 }

@@ -237,7 +237,26 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
         saga.callStartedAt = now
         saga.timer = SagaTimer(at: now.addingTimeInterval(call.policy.deadline), kind: .deadline)
         let context = CallContext(sagaId: saga.id, orderId: saga.orderId, attempt: saga.attempt)
-        let body = (try? call.makeBody(saga.data, saga.failure, context)) ?? Array("{}".utf8)
+        let body: [UInt8]
+        do {
+            body = try call.makeBody(saga.data, saga.failure, context)
+        } catch {
+            // No command goes out: a forward step fails with the reason (and is not compensated, it never ran);
+            // a compensation or the closing call parks the saga, as one that keeps failing would.
+            let reason = (error as? SagaStepError)?.message ?? "Error, \(call.command) could not be built: \(error)"
+            saga.timer = nil
+            if saga.phase == .forward {
+                fail(
+                    &saga, step: call.command, type: (error as? SagaStepError)?.type ?? "CommandNotBuilt",
+                    message: reason, compensateFailedStep: false, attempt: saga.attempt, effects: &effects)
+                enter(&saga, now: now, effects: &effects)
+            } else {
+                saga.status = .needsAttention
+                effects.append(.history(.init(step: call.command, kind: .parked, attempt: saga.attempt, detail: reason)))
+                effects.append(.status(.needsAttention, step: call.command, message: reason, errorType: nil))
+            }
+            return
+        }
         effects.append(.send(queue: call.queue, command: call.command, attempt: saga.attempt, body: body))
         effects.append(.history(.init(step: call.command, kind: .sent, attempt: saga.attempt)))
     }

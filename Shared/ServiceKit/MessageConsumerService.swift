@@ -30,7 +30,7 @@ public typealias ProjectionHandler = @Sendable ([AMQPDelivery], PostgresConnecti
 /// and once it has been delivered `deliveries` times it is dead-lettered with its reason. A message that fails the
 /// same way every time (an error without a SQLSTATE, a deadline) is so tried at most attemptsPerDelivery x
 /// deliveries times instead of holding a slot for ever; a database outage of a minute or so is outlasted.
-public struct RetryPolicy: Sendable {
+public struct MessageRetryPolicy: Sendable {
     /// How long one attempt at a message (or a batch) may take before it is abandoned and retried.
     public var attemptDeadline: Double
     public var attemptsPerDelivery: Int
@@ -57,14 +57,14 @@ public struct RetryPolicy: Sendable {
 /// commit, together. At low load a batch is one message and nothing waits; under load a commit (and its fsync) is
 /// shared by many messages. Duplicates are acked without effect. When a batch fails, its messages are tried one at a
 /// time, so one bad message never fails its batch-mates: a malformed one is dead-lettered at once, any other failure
-/// is retried as the `RetryPolicy` says and dead-lettered with its reason in the end.
+/// is retried as the `MessageRetryPolicy` says and dead-lettered with its reason in the end.
 public final class MessageConsumerService: Service, Sendable {
     private let consumer: AMQPConsumer
     private let client: PostgresClient
     private let relay: OutboxRelay
     private let schemaReady: ReadinessGate
     private let concurrency: Int
-    private let policy: RetryPolicy
+    private let policy: MessageRetryPolicy
     private let logger: Logger
     private let handler: Handling
     private let consumed: Counter
@@ -87,7 +87,7 @@ public final class MessageConsumerService: Service, Sendable {
 
     public convenience init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 4, policy: RetryPolicy = RetryPolicy(), logger: Logger, handler: @escaping MessageHandler
+        concurrency: Int = 4, policy: MessageRetryPolicy = MessageRetryPolicy(), logger: Logger, handler: @escaping MessageHandler
     ) {
         self.init(
             queue: queue, consumer: consumer, client: client, relay: relay, schemaReady: schemaReady,
@@ -98,7 +98,7 @@ public final class MessageConsumerService: Service, Sendable {
     ///   and takes the biggest batches.
     public init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 4, policy: RetryPolicy = RetryPolicy(), logger: Logger, handling: Handling
+        concurrency: Int = 4, policy: MessageRetryPolicy = MessageRetryPolicy(), logger: Logger, handling: Handling
     ) {
         self.policy = policy
         self.consumer = consumer

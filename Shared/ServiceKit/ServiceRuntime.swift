@@ -18,8 +18,8 @@ public struct ServiceRuntime: Sendable {
     public let publisher: AMQPPublisher
     public let relay: OutboxRelay
     public let schemaReady = ReadinessGate()
-    /// How often a failing message is tried before it is dead-lettered (see `RetryPolicy`).
-    public let retryPolicy: RetryPolicy
+    /// How often a failing message is tried before it is dead-lettered (see `MessageRetryPolicy`).
+    public let retryPolicy: MessageRetryPolicy
     private let migrations: [Migration]
     private let consumers: LockedConsumers
 
@@ -29,7 +29,7 @@ public struct ServiceRuntime: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        retryPolicy = try RetryPolicy(environment: configuration.environment)
+        retryPolicy = try MessageRetryPolicy(environment: configuration.environment)
         self.migrations = [Migration.messaging, Migration.inboxByAge] + migrations
         postgres = database.makeClient(logger: logger)
         broker = AMQPConnection(
