@@ -395,7 +395,36 @@ def test_same_five_services(lib: Lib, compose: dict[str, Any]):
         build = compose["services"][compose_name(service)]["build"]
         assert build["context"] == ".", f"{service}: build context must be the repository"
         assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
-        assert build["args"] == {"PRODUCT": service}, f"{service}: build arg PRODUCT must be {service}"
+        assert build["args"]["PRODUCT"] == service, f"{service}: build arg PRODUCT must be {service}"
+        assert set(build["args"]) == {"PRODUCT"} | set(BASE_IMAGE_VARIABLES), f"{service}: unexpected build args"
+
+
+# Build args of the Dockerfile's base images -> the compose variable that sets each one (scripts/test-compose
+# points them at stand-in images; a user gets the official ones).
+BASE_IMAGE_VARIABLES = {"SWIFT_IMAGE": "PETS_SWIFT_IMAGE", "RUNTIME_IMAGE": "PETS_RUNTIME_IMAGE"}
+INFRASTRUCTURE_IMAGES = {
+    "postgres": ("PETS_POSTGRES_IMAGE", "postgres:15"),
+    "rabbitmq": ("PETS_RABBITMQ_IMAGE", "rabbitmq:3.13-management"),
+}
+
+
+def test_images_default_to_the_official_ones(raw_compose: dict[str, Any], dockerfile: Dockerfile):
+    """Every base image can be swapped through one variable whose default is the official image, the same one the
+    Dockerfile names; scripts/test-compose sets exactly these variables to its stand-ins."""
+    test_compose = read(ROOT / "scripts" / "test-compose")
+    for service, (variable, official) in INFRASTRUCTURE_IMAGES.items():
+        image = raw_compose["services"][service]["image"]
+        assert image == f"${{{variable}:-{official}}}", f"{service}: image must be ${{{variable}:-{official}}}"
+        assert re.search(rf"\b{variable}=", test_compose), f"scripts/test-compose must set {variable}"
+    for name, spec in raw_compose["services"].items():
+        if name in INFRASTRUCTURE:
+            continue
+        for arg, variable in BASE_IMAGE_VARIABLES.items():
+            default = dockerfile.global_args[arg]
+            assert spec["build"]["args"][arg] == f"${{{variable}:-{default}}}", (
+                f"{name}: build arg {arg} must be ${{{variable}:-{default}}}, the Dockerfile's default"
+            )
+            assert re.search(rf"\b{variable}=", test_compose), f"scripts/test-compose must set {variable}"
 
 
 def test_same_http_ports(lib: Lib, readme: Readme, compose: dict[str, Any]):
@@ -566,7 +595,21 @@ def test_dockerfile_builds_the_package_products(lib: Lib, dockerfile: Dockerfile
     # The native build: pets_build defaults to release and runs `swift build -c "$config"`.
     pets_build = shell_function(lib.text, "pets_build")
     assert "local config=${1:-release}" in pets_build and 'swift build -c "$config"' in pets_build
-    assert 'swift build -c release --product "$PRODUCT" --static-swift-stdlib' in runs
+    # All products are compiled in one step that does not depend on PRODUCT, so every image shares it and
+    # `docker compose build` compiles the package graph once (not once per service).
+    compile_step = [r for r in runs if "swift build -c release --product" in r]
+    assert len(compile_step) == 1, "one build step for all products"
+    loop = re.fullmatch(
+        r'for product in ([\w ]+); do swift build -c release --product "\$product" --static-swift-stdlib \|\| exit 1; done',
+        compile_step[0],
+    )
+    assert loop, f"unexpected build step: {compile_step[0]}"
+    assert sorted(loop.group(1).split()) == sorted(products), "the build step must compile every service product"
+    assert "PRODUCT" not in compile_step[0]
+    instructions = build["instructions"]
+    assert instructions.index(("RUN", compile_step[0])) < instructions.index(("ARG", "PRODUCT")), (
+        "compile before declaring PRODUCT, so the layer is the same for every image"
+    )
     assert any('swift build -c release --show-bin-path' in r and '"$bin/$PRODUCT"' in r for r in runs)
     # The PRODUCT guard lists exactly the products Package.swift declares, as do compose's build args.
     guard = next((r for r in runs if 'case "$PRODUCT" in' in r), None)
