@@ -705,3 +705,21 @@ def test_init_script_creates_what_lib_sh_creates(lib: Lib, raw_compose: dict[str
     if shutil.which("shellcheck"):
         result = subprocess.run(["shellcheck", str(INIT_SCRIPT)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
+
+
+def test_compose_test_scripts_are_valid_shell():
+    """scripts/test-compose and the stand-ins' entry points parse, are executable, and the stand-in Dockerfiles
+    copy the entry points they name (the scripts run only where podman can run, so this is all CI checks)."""
+    standins = ROOT / "docker" / "standins"
+    scripts = [ROOT / "scripts" / "test-compose", *sorted(standins.glob("*.sh"))]
+    assert len(scripts) == 3, [s.name for s in scripts]
+    for script in scripts:
+        assert os.access(script, os.X_OK), f"{script.relative_to(ROOT)} must be executable"
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        if shutil.which("shellcheck"):
+            result = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True)
+            assert result.returncode == 0, result.stdout
+    for name in ("postgres", "rabbitmq"):
+        text = read(standins / f"{name}.Dockerfile")
+        assert f"COPY {name}-entrypoint.sh /usr/local/bin/docker-entrypoint.sh" in text
+        assert 'ENTRYPOINT ["docker-entrypoint.sh"]' in text

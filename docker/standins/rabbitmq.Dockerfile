@@ -10,9 +10,11 @@ RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get -q update \
     && apt-get -q install -y --no-install-recommends rabbitmq-server \
     && rm -rf /var/lib/apt/lists/* \
-    && echo '[rabbitmq_management].' >/etc/rabbitmq/enabled_plugins
+    && echo '[rabbitmq_management].' >/etc/rabbitmq/enabled_plugins \
+    && rm -f /var/lib/rabbitmq/.erlang.cookie
 
-# The CLI tools (rabbitmq-diagnostics in compose's health check) find the node's Erlang cookie in HOME.
+# No Erlang cookie in the image (the package's install made one): the node writes a fresh one into the volume on
+# its first start. The CLI tools (rabbitmq-diagnostics in compose's health check) find it in HOME.
 ENV HOME=/var/lib/rabbitmq
 COPY rabbitmq-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 VOLUME /var/lib/rabbitmq
