@@ -31,10 +31,12 @@ WORKDIR /build
 COPY Package.swift ./
 RUN swift package resolve
 
-# The manifest names test and tool targets too, so their folders must exist for the package to load.
+# The manifest names test and tool targets too, so their folders must exist for the package to load. Only the
+# Swift test targets: an edit to the Python suites beside them (Tests/e2e, ...) must not invalidate the compile.
 COPY Shared/ Shared/
 COPY Services/ Services/
-COPY Tests/ Tests/
+COPY Tests/SagaEngineTests/ Tests/SagaEngineTests/
+COPY Tests/IntegrationTests/ Tests/IntegrationTests/
 COPY Tools/Loadgen/ Tools/Loadgen/
 
 # All five products in one step that does not depend on PRODUCT: every image shares this layer (and the
