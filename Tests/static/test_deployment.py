@@ -635,6 +635,9 @@ def test_dockerfile_layers_and_sources(dockerfile: Dockerfile):
     target_paths = set(re.findall(r'path:\s*"([^"]+)"', read(PACKAGE_SWIFT)))
     missing = {p for p in target_paths if not any(p == c or p.startswith(c + "/") for c in copied)}
     assert target_paths and not missing, f"not copied into the build: {sorted(missing)}"
+    # Nothing else from Tests/: an edit to a Python suite must not invalidate the compile layer.
+    tests_copied = {c for c in copied if c == "Tests" or c.startswith("Tests/")}
+    assert tests_copied <= target_paths, f"copy only the Swift test targets, not {sorted(tests_copied - target_paths)}"
 
 
 def test_dockerfile_installs_what_the_native_build_needs(lib: Lib, dockerfile: Dockerfile):
