@@ -39,9 +39,10 @@ COPY Tests/SagaEngineTests/ Tests/SagaEngineTests/
 COPY Tests/IntegrationTests/ Tests/IntegrationTests/
 COPY Tools/Loadgen/ Tools/Loadgen/
 
-# All five products in one step that does not depend on PRODUCT: every image shares this layer (and the
-# identical step of a parallel build), so `docker compose build` compiles the package graph once, not once per
-# service. The list is Package.swift's service products; Tests/static/test_deployment.py checks that.
+# All five products in one step that does not depend on PRODUCT: every image shares this layer, so
+# `docker compose build` compiles the package graph once, not once per service (with a classic builder such as
+# podman's, build the images one at a time: COMPOSE_PARALLEL_LIMIT=1; README, "Compose"). The list is
+# Package.swift's service products; Tests/static/test_deployment.py checks that.
 RUN for product in Order Inventory Payment Orchestrator Notifier; do \
         swift build -c release --product "$product" --static-swift-stdlib || exit 1; \
     done
