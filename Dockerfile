@@ -31,21 +31,29 @@ WORKDIR /build
 COPY Package.swift ./
 RUN swift package resolve
 
-# The manifest names test and tool targets too, so their folders must exist for the package to load.
+# The manifest names test and tool targets too, so their folders must exist for the package to load. Only the
+# Swift test targets: an edit to the Python suites beside them (Tests/e2e, ...) must not invalidate the compile.
 COPY Shared/ Shared/
 COPY Services/ Services/
-COPY Tests/ Tests/
+COPY Tests/SagaEngineTests/ Tests/SagaEngineTests/
+COPY Tests/IntegrationTests/ Tests/IntegrationTests/
 COPY Tools/Loadgen/ Tools/Loadgen/
 
-# Declared here, not earlier, so the layers above are cached once for every product.
+# All five products in one step that does not depend on PRODUCT: every image shares this layer, so
+# `docker compose build` compiles the package graph once, not once per service (with a classic builder such as
+# podman's, build the images one at a time: COMPOSE_PARALLEL_LIMIT=1; README, "Compose"). The list is
+# Package.swift's service products; Tests/static/test_deployment.py checks that.
+RUN for product in Order Inventory Payment Orchestrator Notifier; do \
+        swift build -c release --product "$product" --static-swift-stdlib || exit 1; \
+    done
+
+# Declared here, not earlier, so the layers above are cached once for every product: PRODUCT only picks the binary.
 ARG PRODUCT
 RUN case "$PRODUCT" in \
         Order|Inventory|Payment|Orchestrator|Notifier) ;; \
         *) echo "build arg PRODUCT must be one of Order, Inventory, Payment, Orchestrator, Notifier (got '$PRODUCT')" >&2; \
            exit 1 ;; \
     esac
-
-RUN swift build -c release --product "$PRODUCT" --static-swift-stdlib
 
 # Stage what the runtime image needs: the binary, any SwiftPM resource bundles, and the static backtracer
 # (with a statically linked stdlib, SWIFT_BACKTRACE needs the static swift-backtrace next to the binary).

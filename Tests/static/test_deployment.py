@@ -398,7 +398,36 @@ def test_same_five_services(lib: Lib, compose: dict[str, Any]):
         build = compose["services"][compose_name(service)]["build"]
         assert build["context"] == ".", f"{service}: build context must be the repository"
         assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
-        assert build["args"] == {"PRODUCT": service}, f"{service}: build arg PRODUCT must be {service}"
+        assert build["args"]["PRODUCT"] == service, f"{service}: build arg PRODUCT must be {service}"
+        assert set(build["args"]) == {"PRODUCT"} | set(BASE_IMAGE_VARIABLES), f"{service}: unexpected build args"
+
+
+# Build args of the Dockerfile's base images -> the compose variable that sets each one (scripts/test-compose
+# points them at stand-in images; a user gets the official ones).
+BASE_IMAGE_VARIABLES = {"SWIFT_IMAGE": "PETS_SWIFT_IMAGE", "RUNTIME_IMAGE": "PETS_RUNTIME_IMAGE"}
+INFRASTRUCTURE_IMAGES = {
+    "postgres": ("PETS_POSTGRES_IMAGE", "postgres:15"),
+    "rabbitmq": ("PETS_RABBITMQ_IMAGE", "rabbitmq:3.13-management"),
+}
+
+
+def test_images_default_to_the_official_ones(raw_compose: dict[str, Any], dockerfile: Dockerfile):
+    """Every base image can be swapped through one variable whose default is the official image, the same one the
+    Dockerfile names; scripts/test-compose sets exactly these variables to its stand-ins."""
+    test_compose = read(ROOT / "scripts" / "test-compose")
+    for service, (variable, official) in INFRASTRUCTURE_IMAGES.items():
+        image = raw_compose["services"][service]["image"]
+        assert image == f"${{{variable}:-{official}}}", f"{service}: image must be ${{{variable}:-{official}}}"
+        assert re.search(rf"\b{variable}=", test_compose), f"scripts/test-compose must set {variable}"
+    for name, spec in raw_compose["services"].items():
+        if name in INFRASTRUCTURE:
+            continue
+        for arg, variable in BASE_IMAGE_VARIABLES.items():
+            default = dockerfile.global_args[arg]
+            assert spec["build"]["args"][arg] == f"${{{variable}:-{default}}}", (
+                f"{name}: build arg {arg} must be ${{{variable}:-{default}}}, the Dockerfile's default"
+            )
+            assert re.search(rf"\b{variable}=", test_compose), f"scripts/test-compose must set {variable}"
 
 
 def test_same_http_ports(lib: Lib, readme: Readme, compose: dict[str, Any]):
@@ -604,7 +633,21 @@ def test_dockerfile_builds_the_package_products(lib: Lib, dockerfile: Dockerfile
     # The native build: pets_build defaults to release and runs `swift build -c "$config"`.
     pets_build = shell_function(lib.text, "pets_build")
     assert "local config=${1:-release}" in pets_build and 'swift build -c "$config"' in pets_build
-    assert 'swift build -c release --product "$PRODUCT" --static-swift-stdlib' in runs
+    # All products are compiled in one step that does not depend on PRODUCT, so every image shares it and
+    # `docker compose build` compiles the package graph once (not once per service).
+    compile_step = [r for r in runs if "swift build -c release --product" in r]
+    assert len(compile_step) == 1, "one build step for all products"
+    loop = re.fullmatch(
+        r'for product in ([\w ]+); do swift build -c release --product "\$product" --static-swift-stdlib \|\| exit 1; done',
+        compile_step[0],
+    )
+    assert loop, f"unexpected build step: {compile_step[0]}"
+    assert sorted(loop.group(1).split()) == sorted(products), "the build step must compile every service product"
+    assert "PRODUCT" not in compile_step[0]
+    instructions = build["instructions"]
+    assert instructions.index(("RUN", compile_step[0])) < instructions.index(("ARG", "PRODUCT")), (
+        "compile before declaring PRODUCT, so the layer is the same for every image"
+    )
     assert any('swift build -c release --show-bin-path' in r and '"$bin/$PRODUCT"' in r for r in runs)
     # The PRODUCT guard lists exactly the products Package.swift declares, as do compose's build args.
     guard = next((r for r in runs if 'case "$PRODUCT" in' in r), None)
@@ -630,6 +673,9 @@ def test_dockerfile_layers_and_sources(dockerfile: Dockerfile):
     target_paths = set(re.findall(r'path:\s*"([^"]+)"', read(PACKAGE_SWIFT)))
     missing = {p for p in target_paths if not any(p == c or p.startswith(c + "/") for c in copied)}
     assert target_paths and not missing, f"not copied into the build: {sorted(missing)}"
+    # Nothing else from Tests/: an edit to a Python suite must not invalidate the compile layer.
+    tests_copied = {c for c in copied if c == "Tests" or c.startswith("Tests/")}
+    assert tests_copied <= target_paths, f"copy only the Swift test targets, not {sorted(tests_copied - target_paths)}"
 
 
 def test_dockerfile_installs_what_the_native_build_needs(lib: Lib, dockerfile: Dockerfile):
@@ -700,3 +746,21 @@ def test_init_script_creates_what_lib_sh_creates(lib: Lib, raw_compose: dict[str
     if shutil.which("shellcheck"):
         result = subprocess.run(["shellcheck", str(INIT_SCRIPT)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
+
+
+def test_compose_test_scripts_are_valid_shell():
+    """scripts/test-compose and the stand-ins' entry points parse, are executable, and the stand-in Dockerfiles
+    copy the entry points they name (the scripts run only where podman can run, so this is all CI checks)."""
+    standins = ROOT / "docker" / "standins"
+    scripts = [ROOT / "scripts" / "test-compose", *sorted(standins.glob("*.sh"))]
+    assert len(scripts) == 3, [s.name for s in scripts]
+    for script in scripts:
+        assert os.access(script, os.X_OK), f"{script.relative_to(ROOT)} must be executable"
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        if shutil.which("shellcheck"):
+            result = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True)
+            assert result.returncode == 0, result.stdout
+    for name in ("postgres", "rabbitmq"):
+        text = read(standins / f"{name}.Dockerfile")
+        assert f"COPY {name}-entrypoint.sh /usr/local/bin/docker-entrypoint.sh" in text
+        assert 'ENTRYPOINT ["docker-entrypoint.sh"]' in text
