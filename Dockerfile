@@ -35,6 +35,9 @@ RUN swift package resolve
 # Swift test targets: an edit to the Python suites beside them (Tests/e2e, ...) must not invalidate the compile.
 COPY Shared/ Shared/
 COPY Services/ Services/
+COPY Tests/AMQPTests/ Tests/AMQPTests/
+COPY Tests/PersistenceTests/ Tests/PersistenceTests/
+COPY Tests/ServiceKitTests/ Tests/ServiceKitTests/
 COPY Tests/SagaEngineTests/ Tests/SagaEngineTests/
 COPY Tests/IntegrationTests/ Tests/IntegrationTests/
 COPY Tools/Loadgen/ Tools/Loadgen/

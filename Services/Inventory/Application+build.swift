@@ -14,8 +14,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let credential = try OperatorCredential(environment: configuration.environment, service: "Inventory")
 
     var commands = CommandRouter()
-    commands.on(Commands.reserveInventory, ReserveInventory.self, handle: store.reserveInventory)
-    commands.on(Commands.releaseInventory, ReleaseInventory.self, handle: store.releaseInventory)
+    commands.on(Commands.reserveInventory, handle: store.reserveInventory)
+    commands.on(Commands.releaseInventory, handle: store.releaseInventory)
 
     let router = Router()
     router.addStandardMiddleware(limits: configuration.httpLimits)
@@ -34,7 +34,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         runtime.postgres, runtime.relay,
         // One batch at a time: a batch locks the stock rows of all its reservations until it commits, and two
         // batches locking the same products in different message orders would deadlock.
-        runtime.consume(Queues.inventoryCommands, concurrency: 1, handler: commands.handler),
+        runtime.consume(commands, concurrency: 1),
         try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { try await store.seed($0, initialStock: initialStock) })

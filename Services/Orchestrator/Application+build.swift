@@ -12,11 +12,17 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let runtime = try ServiceRuntime(
         configuration: configuration, migrations: OrchestratorSchema.migrations, logger: logger)
     let environment = configuration.environment
-    let definition = PlaceOrderSaga.definition(
-        deadline: try environment.double("PETS_STEP_DEADLINE_SECONDS", default: 10),
-        stepAttempts: try environment.int("PETS_STEP_ATTEMPTS", default: 3),
-        compensationAttempts: try environment.int("PETS_COMPENSATION_ATTEMPTS", default: 8),
-        retryInterval: try environment.double("PETS_RETRY_INTERVAL_SECONDS", default: 0.5))
+    // The saga's timing: RetryPolicy.step and .compensation unless the environment says otherwise.
+    var step = RetryPolicy.step
+    step.deadline = try environment.double("PETS_STEP_DEADLINE_SECONDS", default: step.deadline)
+    step.maxAttempts = try environment.int("PETS_STEP_ATTEMPTS", default: step.maxAttempts)
+    step.interval = try environment.double("PETS_RETRY_INTERVAL_SECONDS", default: step.interval)
+    var compensation = RetryPolicy.compensation
+    compensation.deadline = step.deadline
+    compensation.maxAttempts = try environment.int("PETS_COMPENSATION_ATTEMPTS", default: compensation.maxAttempts)
+    // Compensations pause twice as long as steps before each retry.
+    compensation.interval = step.interval * 2
+    let definition = PlaceOrderSaga.definition(step: step, compensation: compensation)
     let store = SagaStore(machine: SagaMachine(definition), logger: logger)
     let handlers = SagaHandlers(store: store)
     let credential = try OperatorCredential(environment: environment, service: "the Orchestrator")

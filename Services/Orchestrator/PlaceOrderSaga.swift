@@ -39,46 +39,35 @@ struct PlaceOrderData: Codable, Sendable, Equatable {
 /// fails, undo the earlier ones in reverse order and cancel the order with the reason.
 enum PlaceOrderSaga {
     /// - Parameters:
-    ///   - deadline: how long each attempt of a step or compensation waits for its reply (the seed's 10 s).
-    ///   - stepAttempts: attempts of a forward step before the saga fails into compensation.
-    ///   - compensationAttempts: attempts of a compensation before the saga is parked for an operator.
-    static func definition(
-        deadline: Double = 10, stepAttempts: Int = 3, compensationAttempts: Int = 8, retryInterval: Double = 0.5
-    ) -> SagaDefinition<PlaceOrderData> {
-        let step = RetryPolicy(deadline: deadline, maxAttempts: stepAttempts, interval: retryInterval, backoff: 2)
-        let compensation = RetryPolicy(
-            deadline: deadline, maxAttempts: compensationAttempts, interval: retryInterval * 2, backoff: 2)
-        return SagaDefinition<PlaceOrderData>(
+    ///   - step: deadline and attempts of each forward step (by default `RetryPolicy.step`: the seed's 10 s, 3
+    ///     attempts); when they are spent the saga compensates.
+    ///   - compensation: the same for compensations and `cancelOrder` (by default `RetryPolicy.compensation`); when
+    ///     they are spent the saga is parked for an operator.
+    static func definition(step: RetryPolicy = .step, compensation: RetryPolicy = .compensation)
+        -> SagaDefinition<PlaceOrderData>
+    {
+        SagaDefinition<PlaceOrderData>(
             name: "PlaceOrder",
             steps: [
-                SagaStep("reserveInventory")
-                    .invoke(Queues.inventoryCommands, Commands.reserveInventory, policy: step) {
-                        ReserveInventory(lines: $0.lines)
-                    }
-                    .compensate(with: Queues.inventoryCommands, Commands.releaseInventory, policy: compensation) { _ in
-                        ReleaseInventory()
-                    },
+                .invoke(Commands.reserveInventory, policy: step) { ReserveInventory(lines: $0.lines) }
+                    .compensate(with: Commands.releaseInventory, policy: compensation) { _ in ReleaseInventory() },
                 SagaStep("calculateShipping")
                     .local { data in
                         let shipping = try Shipping.costCents(postCode: data.postCode)
                         data.shippingCents = shipping
                         data.amountCents = data.itemsCents + shipping
                     },
-                SagaStep("processPayment")
-                    .invoke(Queues.paymentCommands, Commands.processPayment, policy: step) {
-                        ProcessPayment(amountCents: try $0.priced().amountCents, card: $0.card)
-                    }
-                    .compensate(with: Queues.paymentCommands, Commands.refundPayment, policy: compensation) { _ in
-                        RefundPayment()
-                    },
-                SagaStep("completeOrder")
-                    .invoke(Queues.orderCommands, Commands.completeOrder, policy: step) {
-                        let priced = try $0.priced()
-                        return CompleteOrder(shippingCents: priced.shippingCents, amountCents: priced.amountCents)
-                    },
+                .invoke(Commands.processPayment, policy: step) {
+                    ProcessPayment(amountCents: try $0.priced().amountCents, card: $0.card)
+                }
+                .compensate(with: Commands.refundPayment, policy: compensation) { _ in RefundPayment() },
+                .invoke(Commands.completeOrder, policy: step) {
+                    let priced = try $0.priced()
+                    return CompleteOrder(shippingCents: priced.shippingCents, amountCents: priced.amountCents)
+                },
             ]
         )
-        .whenCompensated(invoke: Queues.orderCommands, Commands.cancelOrder, policy: compensation) { _, failure in
+        .whenCompensated(invoke: Commands.cancelOrder, policy: compensation) { _, failure in
             CancelOrder(errorType: failure.type, errorMessage: failure.message)
         }
     }

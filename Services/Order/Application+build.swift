@@ -27,8 +27,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     }
 
     var commands = CommandRouter()
-    commands.on(Commands.completeOrder, CompleteOrder.self, handle: handlers.completeOrder)
-    commands.on(Commands.cancelOrder, CancelOrder.self, handle: handlers.cancelOrder)
+    commands.on(Commands.completeOrder, handle: handlers.completeOrder)
+    commands.on(Commands.cancelOrder, handle: handlers.cancelOrder)
 
     let router = Router()
     router.addStandardMiddleware(limits: configuration.httpLimits)
@@ -70,7 +70,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
-        runtime.consume(Queues.orderCommands, handler: commands.handler),
+        runtime.consume(commands),
         // One batch at a time, in the queue's order: an order's status events arrive in sequence, and a history that
         // showed seq 6 before seq 5 for a moment would be visible to a client reading `GET /orders/{id}`.
         runtime.project(Queues.orderEvents, concurrency: 1, handler: handlers.projectEvent),

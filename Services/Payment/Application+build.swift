@@ -12,8 +12,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let credential = try OperatorCredential(environment: configuration.environment, service: "Payment")
 
     var commands = CommandRouter()
-    commands.on(Commands.processPayment, ProcessPayment.self, handle: ledger.processPayment)
-    commands.on(Commands.refundPayment, RefundPayment.self, handle: ledger.refundPayment)
+    commands.on(Commands.processPayment, handle: ledger.processPayment)
+    commands.on(Commands.refundPayment, handle: ledger.refundPayment)
 
     let router = Router()
     router.addStandardMiddleware(limits: configuration.httpLimits)
@@ -29,7 +29,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         logger: logger)
     app.addServices(
         runtime.postgres, runtime.relay,
-        runtime.consume(Queues.paymentCommands, handler: commands.handler),
+        runtime.consume(commands),
         try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable()

@@ -81,14 +81,35 @@ public struct SagaCommand<Payload: Codable & Sendable>: Codable, Sendable {
     }
 }
 
-/// The command names (AMQP `type`) the participants handle.
+/// A saga command as one value, as Eventuate's endpoints are: the queue its participant consumes, its name (the AMQP
+/// `type`) and its payload type. The saga that sends it, the router that dispatches it and the handler that applies
+/// it all name the same value, so they cannot disagree; the participant's answer is always a `StepReply` on
+/// `replyQueue`.
+public struct CommandEndpoint<Payload: Codable & Sendable>: Sendable {
+    public let queue: String
+    public let name: String
+
+    public init(queue: String, name: String) {
+        self.queue = queue
+        self.name = name
+    }
+
+    /// Where the participant sends its `StepReply` (unless the command's `replyTo` says otherwise).
+    public var replyQueue: String { Queues.orchestratorReplies }
+}
+
+/// The commands the participants handle.
 public enum Commands {
-    public static let reserveInventory = "reserveInventory"
-    public static let releaseInventory = "releaseInventory"
-    public static let processPayment = "processPayment"
-    public static let refundPayment = "refundPayment"
-    public static let completeOrder = "completeOrder"
-    public static let cancelOrder = "cancelOrder"
+    public static let reserveInventory = CommandEndpoint<ReserveInventory>(
+        queue: Queues.inventoryCommands, name: "reserveInventory")
+    public static let releaseInventory = CommandEndpoint<ReleaseInventory>(
+        queue: Queues.inventoryCommands, name: "releaseInventory")
+    public static let processPayment = CommandEndpoint<ProcessPayment>(
+        queue: Queues.paymentCommands, name: "processPayment")
+    public static let refundPayment = CommandEndpoint<RefundPayment>(
+        queue: Queues.paymentCommands, name: "refundPayment")
+    public static let completeOrder = CommandEndpoint<CompleteOrder>(queue: Queues.orderCommands, name: "completeOrder")
+    public static let cancelOrder = CommandEndpoint<CancelOrder>(queue: Queues.orderCommands, name: "cancelOrder")
 }
 
 public struct ReserveInventory: Codable, Sendable, Equatable {

@@ -46,12 +46,12 @@ public struct RemoteCall<Data: Sendable>: Sendable {
     public var makeBody: @Sendable (Data, SagaFailure?, CallContext) throws -> [UInt8]
 
     public init<Payload: Codable & Sendable>(
-        queue: String,
-        command: String,
+        _ endpoint: CommandEndpoint<Payload>,
         policy: RetryPolicy,
         payload: @escaping @Sendable (Data, SagaFailure?) throws -> Payload
     ) {
-        self.queue = queue
+        let command = endpoint.name
+        self.queue = endpoint.queue
         self.command = command
         self.policy = policy
         self.makeBody = { data, failure, context in
@@ -79,16 +79,14 @@ public struct SagaStep<Data: Sendable>: Sendable {
         self.name = name
     }
 
-    /// Sends `command` to `queue` and waits for the participant's reply.
-    public func invoke<Payload: Codable & Sendable>(
-        _ queue: String,
-        _ command: String,
+    /// A step that sends `endpoint`'s command to its participant and waits for the reply; named after the command.
+    public static func invoke<Payload: Codable & Sendable>(
+        _ endpoint: CommandEndpoint<Payload>,
         policy: RetryPolicy = .step,
         payload: @escaping @Sendable (Data) throws -> Payload
     ) -> SagaStep {
-        var step = self
-        step.action = .remote(
-            RemoteCall(queue: queue, command: command, policy: policy) { data, _ in try payload(data) })
+        var step = SagaStep(endpoint.name)
+        step.action = .remote(RemoteCall(endpoint, policy: policy) { data, _ in try payload(data) })
         return step
     }
 
@@ -101,15 +99,12 @@ public struct SagaStep<Data: Sendable>: Sendable {
 
     /// Undoes the step when a later one fails. The participant must accept it for a step that never ran.
     public func compensate<Payload: Codable & Sendable>(
-        with queue: String,
-        _ command: String,
+        with endpoint: CommandEndpoint<Payload>,
         policy: RetryPolicy = .compensation,
         payload: @escaping @Sendable (Data) throws -> Payload
     ) -> SagaStep {
         var step = self
-        step.compensation = RemoteCall(queue: queue, command: command, policy: policy) { data, _ in
-            try payload(data)
-        }
+        step.compensation = RemoteCall(endpoint, policy: policy) { data, _ in try payload(data) }
         return step
     }
 }
@@ -150,14 +145,13 @@ public struct SagaDefinition<Data: Codable & Sendable>: Sendable {
 
     /// After the compensations, tells a participant the saga failed and why (the failure is passed along).
     public func whenCompensated<Payload: Codable & Sendable>(
-        invoke queue: String,
-        _ command: String,
+        invoke endpoint: CommandEndpoint<Payload>,
         policy: RetryPolicy = .compensation,
-        payload: @escaping @Sendable (Data, SagaFailure) -> Payload
+        payload: @escaping @Sendable (Data, SagaFailure) throws -> Payload
     ) -> SagaDefinition {
         var definition = self
-        definition.onCompensated = RemoteCall(queue: queue, command: command, policy: policy) { data, failure in
-            payload(data, failure ?? SagaFailure(step: "", type: "Unknown", message: "unknown failure"))
+        definition.onCompensated = RemoteCall(endpoint, policy: policy) { data, failure in
+            try payload(data, failure ?? SagaFailure(step: "", type: "Unknown", message: "unknown failure"))
         }
         return definition
     }

@@ -23,15 +23,23 @@ public struct StepOutcome: Sendable {
 /// Routes a participant's commands by message type to handlers named after them, and sends each outcome back to
 /// the command's `replyTo` through the outbox, in the handler's transaction.
 public struct CommandRouter: Sendable {
-
+    /// The queue the router's commands arrive on: the one queue of every endpoint it handles.
+    public private(set) var queue: String?
     private var routes: [String: MessageHandler] = [:]
 
     public init() {}
 
+    /// Handles `endpoint`'s command with `handle`; the payload type is the endpoint's, so a handler cannot read
+    /// another command's payload. Every endpoint of one router must share its queue.
     public mutating func on<Payload: Codable & Sendable>(
-        _ command: String, _ payload: Payload.Type,
+        _ endpoint: CommandEndpoint<Payload>,
         handle: @escaping @Sendable (SagaCommand<Payload>, PostgresConnection, Logger) async throws -> StepOutcome
     ) {
+        precondition(
+            queue == nil || queue == endpoint.queue,
+            "\(endpoint.name) arrives on \(endpoint.queue), not on this router's queue \(queue ?? "")")
+        queue = endpoint.queue
+        let command = endpoint.name
         routes[command] = { delivery, connection in
             let decoded: SagaCommand<Payload>
             do {
@@ -49,7 +57,7 @@ public struct CommandRouter: Sendable {
                 : try await handle(decoded, connection, logger)
             logger.debug("handled", metadata: ["success": "\(outcome.success)"])
             let reply = try OutgoingMessage.make(
-                routingKey: delivery.message.replyTo ?? Queues.orchestratorReplies,
+                routingKey: delivery.message.replyTo ?? endpoint.replyQueue,
                 type: MessageTypes.reply,
                 correlationID: decoded.sagaId,
                 headers: delivery.message.headers.filter { $0.key == "traceparent" || $0.key == "tracestate" },

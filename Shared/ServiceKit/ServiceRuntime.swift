@@ -46,6 +46,15 @@ public struct ServiceRuntime: Sendable {
         consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .transactional(handler))
     }
 
+    /// A consumer of the queue `router`'s commands arrive on, each handled in a transaction with the inbox and the
+    /// outbox.
+    public func consume(_ router: CommandRouter, prefetch: UInt16 = 64, concurrency: Int = 4)
+        -> MessageConsumerService
+    {
+        guard let queue = router.queue else { preconditionFailure("a command router with no command") }
+        return consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .transactional(router.handler))
+    }
+
     /// A consumer of `queue` whose handler writes its own outbox rows (see `OutboxWritingHandler`).
     public func consume(
         _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 4, writingHandler: @escaping OutboxWritingHandler

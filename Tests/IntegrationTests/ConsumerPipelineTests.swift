@@ -34,7 +34,7 @@ struct ConsumerPipelineTests {
             let store = StockStore(logger: logger)
             try await store.seed(client, initialStock: 1_000)
             var router = CommandRouter()
-            router.on(Commands.reserveInventory, ReserveInventory.self, handle: store.reserveInventory)
+            router.on(Commands.reserveInventory, handle: store.reserveInventory)
 
             let publisher = AMQPPublisher(configuration: TestEnvironment.amqp, topology: topology, logger: logger)
             let relay = OutboxRelay(client: client, publisher: publisher, logger: logger)
@@ -61,7 +61,7 @@ struct ConsumerPipelineTests {
             let saga = UUID().uuidString.lowercased()
             let body = try MessageCodec.encode(
                 SagaCommand(
-                    sagaId: saga, orderId: UUID().uuidString.lowercased(), step: Commands.reserveInventory, attempt: 1,
+                    sagaId: saga, orderId: UUID().uuidString.lowercased(), step: Commands.reserveInventory.name, attempt: 1,
                     payload: ReserveInventory(lines: [
                         .init(
                             productId: product.id, title: product.title, quantity: 3,
@@ -70,14 +70,14 @@ struct ConsumerPipelineTests {
             let command = OutgoingMessage(
                 routingKey: commands,
                 message: AMQPMessage(
-                    messageID: "dup-\(saga)", correlationID: saga, type: Commands.reserveInventory, replyTo: replies,
+                    messageID: "dup-\(saga)", correlationID: saga, type: Commands.reserveInventory.name, replyTo: replies,
                     body: body))
             var retried = command
             retried.message.messageID = "retry-\(saga)"
             let garbage = OutgoingMessage(
                 routingKey: commands,
                 message: AMQPMessage(
-                    messageID: "garbage-\(saga)", type: Commands.reserveInventory, replyTo: replies,
+                    messageID: "garbage-\(saga)", type: Commands.reserveInventory.name, replyTo: replies,
                     body: Array("not json".utf8)))
             // The same message twice (a redelivery), a garbage message, then the orchestrator's retry (a new id).
             try await publisher.publish([command, command, garbage, retried])

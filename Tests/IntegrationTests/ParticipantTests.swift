@@ -63,7 +63,7 @@ struct ParticipantTests {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await store.reserveInventory(
                         command(
-                            Commands.reserveInventory, ReserveInventory(lines: lines), saga: saga, order: order,
+                            Commands.reserveInventory.name, ReserveInventory(lines: lines), saga: saga, order: order,
                             attempt: attempt), $0, logger)
                 }
                 #expect(outcome.success)
@@ -73,7 +73,7 @@ struct ParticipantTests {
             for _ in 1...2 {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await store.releaseInventory(
-                        command(Commands.releaseInventory, ReleaseInventory(), saga: saga, order: order), $0, logger)
+                        command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order), $0, logger)
                 }
                 #expect(outcome.success)
             }
@@ -88,13 +88,13 @@ struct ParticipantTests {
             let cats = try await stock(client, Self.cat.id)
             let released = try await client.withTransaction(logger: logger) {
                 try await store.releaseInventory(
-                    command(Commands.releaseInventory, ReleaseInventory(), saga: saga, order: order), $0, logger)
+                    command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order), $0, logger)
             }
             #expect(released.success)
             let late = try await client.withTransaction(logger: logger) {
                 try await store.reserveInventory(
                     command(
-                        Commands.reserveInventory,
+                        Commands.reserveInventory.name,
                         ReserveInventory(lines: [
                             .init(productId: Self.cat.id, title: "Cat", quantity: 1, unitPriceCents: 15_000)
                         ]), saga: saga, order: order),
@@ -112,7 +112,7 @@ struct ParticipantTests {
             let outcome = try await client.withTransaction(logger: logger) {
                 try await store.reserveInventory(
                     command(
-                        Commands.reserveInventory,
+                        Commands.reserveInventory.name,
                         ReserveInventory(lines: [
                             .init(productId: Self.cat.id, title: "Cat", quantity: quantity, unitPriceCents: 15_000)
                         ]), saga: newId(), order: newId()),
@@ -141,13 +141,13 @@ struct ParticipantTests {
                         _ = try await client.withTransaction(logger: logger) {
                             try await store.reserveInventory(
                                 command(
-                                    Commands.reserveInventory, ReserveInventory(lines: lines), saga: saga, order: order),
+                                    Commands.reserveInventory.name, ReserveInventory(lines: lines), saga: saga, order: order),
                                 $0, logger)
                         }
                         if index.isMultiple(of: 3) {
                             _ = try await client.withTransaction(logger: logger) {
                                 try await store.releaseInventory(
-                                    command(Commands.releaseInventory, ReleaseInventory(), saga: saga, order: order),
+                                    command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order),
                                     $0, logger)
                             }
                         }
@@ -193,7 +193,7 @@ struct ParticipantTests {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await ledger.processPayment(
                         command(
-                            Commands.processPayment, ProcessPayment(amountCents: 17_200, card: goodCard), saga: saga,
+                            Commands.processPayment.name, ProcessPayment(amountCents: 17_200, card: goodCard), saga: saga,
                             order: order, attempt: attempt), $0, logger)
                 }
                 #expect(outcome.success)
@@ -202,7 +202,7 @@ struct ParticipantTests {
             for _ in 1...2 {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await ledger.refundPayment(
-                        command(Commands.refundPayment, RefundPayment(), saga: saga, order: order), $0, logger)
+                        command(Commands.refundPayment.name, RefundPayment(), saga: saga, order: order), $0, logger)
                 }
                 #expect(outcome.success)
             }
@@ -215,13 +215,13 @@ struct ParticipantTests {
             let (saga, order) = (newId(), newId())
             let refunded = try await client.withTransaction(logger: logger) {
                 try await ledger.refundPayment(
-                    command(Commands.refundPayment, RefundPayment(), saga: saga, order: order), $0, logger)
+                    command(Commands.refundPayment.name, RefundPayment(), saga: saga, order: order), $0, logger)
             }
             #expect(refunded.success)
             let late = try await client.withTransaction(logger: logger) {
                 try await ledger.processPayment(
                     command(
-                        Commands.processPayment, ProcessPayment(amountCents: 100, card: goodCard), saga: saga,
+                        Commands.processPayment.name, ProcessPayment(amountCents: 100, card: goodCard), saga: saga,
                         order: order), $0, logger)
             }
             #expect(!late.success)
@@ -236,7 +236,7 @@ struct ParticipantTests {
             let outcome = try await client.withTransaction(logger: logger) {
                 try await ledger.processPayment(
                     command(
-                        Commands.processPayment,
+                        Commands.processPayment.name,
                         ProcessPayment(
                             amountCents: 100, card: CardSummary(last4: "4242", expiry: expiry, cardholderName: "Kim")),
                         saga: saga, order: newId()),
@@ -266,7 +266,7 @@ struct ParticipantTests {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await handlers.completeOrder(
                         command(
-                            Commands.completeOrder, CompleteOrder(shippingCents: 200, amountCents: 15_200),
+                            Commands.completeOrder.name, CompleteOrder(shippingCents: 200, amountCents: 15_200),
                             saga: newId(), order: placed.orderId), $0, logger)
                 }
                 #expect(outcome.success)
@@ -278,7 +278,7 @@ struct ParticipantTests {
             _ = try await client.withTransaction(logger: logger) {
                 try await handlers.cancelOrder(
                     command(
-                        Commands.cancelOrder,
+                        Commands.cancelOrder.name,
                         CancelOrder(errorType: "Timeout", errorMessage: "Error, completeOrder did not answer in time"),
                         saga: newId(), order: placed.orderId), $0, logger)
             }
@@ -288,7 +288,7 @@ struct ParticipantTests {
             let again = try await client.withTransaction(logger: logger) {
                 try await handlers.completeOrder(
                     command(
-                        Commands.completeOrder, CompleteOrder(shippingCents: 200, amountCents: 15_200), saga: newId(),
+                        Commands.completeOrder.name, CompleteOrder(shippingCents: 200, amountCents: 15_200), saga: newId(),
                         order: placed.orderId), $0, logger)
             }
             #expect(!again.success)

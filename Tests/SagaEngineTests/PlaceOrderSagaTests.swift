@@ -7,7 +7,7 @@ import Testing
 
 /// Drives the PlaceOrder saga's state machine through every path, with no broker and no database.
 struct PlaceOrderSagaTests {
-    let machine = SagaMachine(PlaceOrderSaga.definition(deadline: 10))
+    let machine = SagaMachine(PlaceOrderSaga.definition())
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     func newSaga(postCode: String = "2880") -> SagaInstance<PlaceOrderData> {
@@ -70,7 +70,7 @@ struct PlaceOrderSagaTests {
 
         // The charge carries the whole amount.
         let payment = effects.compactMap { effect -> SagaCommand<ProcessPayment>? in
-            guard case .send(_, Commands.processPayment, _, let body) = effect else { return nil }
+            guard case .send(_, Commands.processPayment.name, _, let body) = effect else { return nil }
             return try? MessageCodec.decode(SagaCommand<ProcessPayment>.self, from: body)
         }
         #expect(payment.first?.payload.amountCents == 17_200)
@@ -98,7 +98,7 @@ struct PlaceOrderSagaTests {
         #expect(sent(effects) == ["cancelOrder#1"])
         #expect(statuses(effects).isEmpty)
         let cancel = effects.compactMap { effect -> SagaCommand<CancelOrder>? in
-            guard case .send(_, Commands.cancelOrder, _, let body) = effect else { return nil }
+            guard case .send(_, Commands.cancelOrder.name, _, let body) = effect else { return nil }
             return try? MessageCodec.decode(SagaCommand<CancelOrder>.self, from: body)
         }
         #expect(cancel.first?.payload == CancelOrder(errorType: "SagaNotStarted", errorMessage: failure.message))

@@ -16,23 +16,26 @@ struct ToySagaTests {
     struct Cancel: Codable, Sendable { var reason: String }
     struct Unbook: Codable, Sendable {}
 
+    static let book = CommandEndpoint<Book>(queue: "hotel", name: "book")
+    static let unbook = CommandEndpoint<Unbook>(queue: "hotel", name: "unbook")
+    static let pay = CommandEndpoint<Pay>(queue: "bank", name: "pay")
+    static let cancel = CommandEndpoint<Cancel>(queue: "desk", name: "cancel")
+
     let machine = SagaMachine(
         SagaDefinition<Trip>(
             name: "Trip",
             steps: [
-                SagaStep("book")
-                    .invoke("hotel", "book") { Book(nights: $0.nights) }
-                    .compensate(with: "hotel", "unbook") { _ in Unbook() },
-                SagaStep("pay")
-                    .invoke("bank", "pay") { trip in
-                        guard let price = trip.price else {
-                            throw SagaStepError(type: "NoPrice", message: "Error, the trip has no price")
-                        }
-                        return Pay(amount: price)
-                    },
+                .invoke(book) { Book(nights: $0.nights) }
+                    .compensate(with: unbook) { _ in Unbook() },
+                .invoke(pay) { trip in
+                    guard let price = trip.price else {
+                        throw SagaStepError(type: "NoPrice", message: "Error, the trip has no price")
+                    }
+                    return Pay(amount: price)
+                },
             ]
         )
-        .whenCompensated(invoke: "desk", "cancel") { _, failure in Cancel(reason: failure.message) })
+        .whenCompensated(invoke: cancel) { _, failure in Cancel(reason: failure.message) })
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func commands(_ effects: [SagaEffect]) -> [String] {
