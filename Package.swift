@@ -1,6 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The products targets name more than once.
+var logging: Target.Dependency { .product(name: "Logging", package: "swift-log") }
+var metrics: Target.Dependency { .product(name: "Metrics", package: "swift-metrics") }
+var postgres: Target.Dependency { .product(name: "PostgresNIO", package: "postgres-nio") }
+var lifecycle: Target.Dependency { .product(name: "ServiceLifecycle", package: "swift-service-lifecycle") }
+var nioCore: Target.Dependency { .product(name: "NIOCore", package: "swift-nio") }
+var nioPosix: Target.Dependency { .product(name: "NIOPosix", package: "swift-nio") }
+var hummingbird: Target.Dependency { .product(name: "Hummingbird", package: "hummingbird") }
+var hummingbirdCore: Target.Dependency { .product(name: "HummingbirdCore", package: "hummingbird") }
+var httpTypes: Target.Dependency { .product(name: "HTTPTypes", package: "swift-http-types") }
+var crypto: Target.Dependency { .product(name: "Crypto", package: "swift-crypto") }
+
 let package = Package(
     name: "AWSomePets",
     platforms: [.macOS(.v14)],
@@ -25,7 +37,10 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
+    // Every target names each module it imports (scripts/lib.sh builds with
+    // `--explicit-target-dependency-import-check error`, so an undeclared import fails the build).
     targets: [
         // rabbitmq-c (Debian's librabbitmq-dev) as a system library.
         .systemLibrary(
@@ -34,13 +49,10 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
-        // The AMQP client: blocking C calls on threads of their own, surfaced as async APIs.
+        // The AMQP client: one connection and one I/O thread per service over rabbitmq-c.
         .target(
             name: "AMQP",
-            dependencies: [
-                "CRabbitMQ",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["CRabbitMQ", logging],
             path: "Shared/AMQP"
         ),
         // Message contracts: the commands, replies and events every service agrees on.
@@ -49,16 +61,16 @@ let package = Package(
             dependencies: [],
             path: "Shared/Messaging"
         ),
-        // PostgreSQL plumbing: migrations, transactional outbox, inbox, outbox relay.
+        // What every layer's reliability leans on: deadlines on waits, and faults injected for the tests.
+        .target(
+            name: "Reliability",
+            dependencies: [],
+            path: "Shared/Reliability"
+        ),
+        // PostgreSQL plumbing: migrations, transactional outbox, inbox, outbox relay, retention.
         .target(
             name: "Persistence",
-            dependencies: [
-                "AMQP", "Messaging",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["AMQP", "Messaging", "Reliability", logging, metrics, nioCore, postgres, lifecycle],
             path: "Shared/Persistence"
         ),
         // The saga engine: definitions and a pure state machine.
@@ -67,42 +79,49 @@ let package = Package(
             dependencies: ["Messaging"],
             path: "Shared/SagaEngine"
         ),
-        // Service plumbing: configuration, health and metrics endpoints, consumers.
+        // Service plumbing: configuration, health and metrics endpoints, consumers, access and limits.
         .target(
             name: "ServiceKit",
             dependencies: [
-                "AMQP", "Messaging", "Persistence",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "AMQP", "Messaging", "Persistence", "Reliability", httpTypes, hummingbird, hummingbirdCore, logging,
+                metrics, nioCore, nioPosix, postgres, lifecycle, crypto,
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Shared/ServiceKit"
         ),
         .executableTarget(
             name: "Order",
-            dependencies: ["ServiceKit"],
-            path: "Services/Order",
-            resources: []
+            dependencies: [
+                "AMQP", "Messaging", "Persistence", "Reliability", "ServiceKit", crypto, httpTypes, hummingbird,
+                logging, metrics, nioCore, postgres, lifecycle,
+            ],
+            path: "Services/Order"
         ),
-        .executableTarget(name: "Inventory", dependencies: ["ServiceKit"], path: "Services/Inventory"),
-        .executableTarget(name: "Payment", dependencies: ["ServiceKit"], path: "Services/Payment"),
+        .executableTarget(
+            name: "Inventory",
+            dependencies: ["AMQP", "Messaging", "Persistence", "ServiceKit", hummingbird, logging, postgres],
+            path: "Services/Inventory"
+        ),
+        .executableTarget(
+            name: "Payment",
+            dependencies: ["Messaging", "Persistence", "ServiceKit", hummingbird, logging, postgres],
+            path: "Services/Payment"
+        ),
         .executableTarget(
             name: "Orchestrator",
-            dependencies: ["ServiceKit", "SagaEngine"],
+            dependencies: [
+                "AMQP", "Messaging", "Persistence", "Reliability", "SagaEngine", "ServiceKit", hummingbird, logging,
+                metrics, postgres, lifecycle,
+            ],
             path: "Services/Orchestrator"
         ),
         .executableTarget(
             name: "Notifier",
             dependencies: [
-                "ServiceKit",
+                "AMQP", "Messaging", "Reliability", "ServiceKit", hummingbird, hummingbirdCore, logging, metrics,
+                nioCore, lifecycle,
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Services/Notifier"
@@ -115,6 +134,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                logging, nioCore,
             ],
             path: "Tools/Loadgen"
         ),
@@ -138,14 +158,17 @@ let package = Package(
         // The doors, without servers: secrets policy, masking, origins, session caps, the broker definitions.
         .testTarget(
             name: "ServiceKitTests",
-            dependencies: ["ServiceKit", "AMQP", "Messaging", "Notifier"],
+            dependencies: ["ServiceKit", "AMQP", "Messaging", "Notifier", hummingbird],
             path: "Tests/ServiceKitTests"
         ),
         // Against the real RabbitMQ and PostgreSQL that scripts/test starts; disabled without them.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AMQP", "Messaging", "Persistence", "ServiceKit", "Inventory", "Payment", "Order"],
+            dependencies: [
+                "AMQP", "Messaging", "Persistence", "ServiceKit", "Inventory", "Payment", "Order", logging, postgres,
+            ],
             path: "Tests/IntegrationTests"
         ),
     ]
 )
+

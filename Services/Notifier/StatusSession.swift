@@ -3,7 +3,7 @@ import HummingbirdWebSocket
 import Logging
 import Messaging
 import NIOCore
-import Persistence
+import Reliability
 
 /// One WebSocket client watching one order: first every event recorded so far, then each new one, in `seq` order
 /// without gaps or repeats. The hub's recent events serve a new session; a gap the hub cannot fill, a broker

@@ -2,6 +2,7 @@ import AMQP
 import Messaging
 import Persistence
 import PostgresNIO
+import Reliability
 import SagaEngine
 import ServiceKit
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Persistence
 import PostgresNIO
+import Reliability
 import SagaEngine
 import ServiceKit
 import ServiceLifecycle

@@ -1,5 +1,6 @@
 import Logging
 import Persistence
+import Reliability
 import ServiceKit
 import ServiceLifecycle
 

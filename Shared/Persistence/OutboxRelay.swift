@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import PostgresNIO
+import Reliability
 import ServiceLifecycle
 import Synchronization
 

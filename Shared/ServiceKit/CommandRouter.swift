@@ -3,6 +3,7 @@ import Logging
 import Messaging
 import Persistence
 import PostgresNIO
+import Reliability
 
 /// A participant's answer to a saga command, and any events its change causes.
 public struct StepOutcome: Sendable {

@@ -4,6 +4,7 @@ import Messaging
 import Metrics
 import Persistence
 import PostgresNIO
+import Reliability
 import ServiceLifecycle
 
 /// A message that can never be handled (not JSON, wrong schema, unknown type): dead-lettered at once.

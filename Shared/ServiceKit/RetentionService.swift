@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import Persistence
 import PostgresNIO
+import Reliability
 import ServiceLifecycle
 
 /// Deletes what no longer protects anything, table by table (see `PruneRule`): at start, once the schema is

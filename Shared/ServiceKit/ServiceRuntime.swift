@@ -5,6 +5,7 @@ import Logging
 import Messaging
 import Persistence
 import PostgresNIO
+import Reliability
 import ServiceLifecycle
 
 /// What every service with a database has: its PostgreSQL client, one broker connection (its thread publishes for the
