@@ -360,14 +360,20 @@ pets_stop_rabbitmq() {
 # config peer discovery: on their first start they join node 1; from then on their data folder names the cluster
 # and a restarted node (SIGKILL included) rejoins by itself.
 
-# Every node's AMQP URL, comma separated, for the services (PETS_AMQP_URLS). Called by pets_defaults.
+# Called by pets_defaults: PETS_AMQP_URLS lists every node's address (with PETS_AMQP_URL's user).
 pets_cluster_defaults() {
     [[ $PETS_RABBIT_NODES =~ ^[1-9]$ ]] || pets_die "PETS_RABBIT_NODES must be a number of nodes (1 or 3), not '$PETS_RABBIT_NODES'"
-    local k urls=()
+    PETS_AMQP_URLS="$(pets_cluster_urls "$PETS_AMQP_URL")"
+}
+
+# pets_cluster_urls URL: node 1's URL (amqp://USER:PW@127.0.0.1:PETS_AMQP_PORT/) once per node, comma separated,
+# with node K's port. The same user and password reach every node: users live in the cluster, not in a node.
+pets_cluster_urls() {
+    local url=$1 k urls=()
     for ((k = 1; k <= PETS_RABBIT_NODES; k++)); do
-        urls+=("amqp://guest:guest@127.0.0.1:$((PETS_AMQP_PORT + k - 1))/")
+        urls+=("${url/:$PETS_AMQP_PORT\//:$((PETS_AMQP_PORT + k - 1))/}")
     done
-    PETS_AMQP_URLS="$(IFS=, && printf '%s' "${urls[*]}")"
+    (IFS=, && printf '%s' "${urls[*]}")
 }
 
 pets_rabbit_node_dir() {
@@ -485,7 +491,9 @@ pets_kill_rabbit_node() {
 
 # Starts the whole cluster and waits until every node runs in it. A first start goes one node after the other
 # (node K joins a running node 1). A restart starts the nodes that already have data before node 1: a node that
-# was not the last to stop waits at boot for the others, so they must all be on their way.
+# was not the last to stop waits at boot for the others, so they must all be on their way. Whatever sets up the
+# broker's contents (users, topology) belongs after the last line, once every node runs: a quorum queue declared
+# earlier gets members only on the nodes running then.
 pets_start_rabbit_cluster() {
     local k early=() late=() running i
     pets_write_rabbit_config || return 1 # node 1's folder and the cookie every node shares
@@ -494,7 +502,7 @@ pets_start_rabbit_cluster() {
         if [[ -n "$(ls -A "$(pets_rabbit_node_dir "$k")/mnesia" 2>/dev/null)" ]]; then early+=("$k"); else late+=("$k"); fi
     done
     for k in "${early[@]}"; do pets_start_rabbit_node "$k" || return 1; done
-    pets_start_rabbitmq || return 1
+    { pets_start_rabbit_node 1 && pets_await_rabbit_node 1; } || pets_die "rabbitmq node 1 did not start"
     for k in "${late[@]}"; do
         { pets_start_rabbit_node "$k" && pets_await_rabbit_node "$k"; } || pets_die "rabbitmq node $k did not join"
     done
@@ -635,7 +643,10 @@ pets_start_service() {
         export PETS_HTTP_HOST=127.0.0.1 PETS_HTTP_PORT
         export PETS_AMQP_URL LOG_LEVEL
         # A cluster: every node's address, tried in turn (PETS_AMQP_URLS wins over PETS_AMQP_URL).
-        if ((PETS_RABBIT_NODES > 1)); then export PETS_AMQP_URLS; fi
+        if ((PETS_RABBIT_NODES > 1)); then
+            PETS_AMQP_URLS="$(pets_cluster_urls "$PETS_AMQP_URL")"
+            export PETS_AMQP_URLS
+        fi
         # Two malloc arenas instead of glibc's 8 per core: each event loop and AMQP thread otherwise grows an arena
         # of its own, which costs resident memory and buys nothing at these allocation rates.
         export MALLOC_ARENA_MAX=2
