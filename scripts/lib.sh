@@ -364,6 +364,12 @@ pets_stop_rabbitmq() {
 pets_cluster_defaults() {
     [[ $PETS_RABBIT_NODES =~ ^[1-9]$ ]] || pets_die "PETS_RABBIT_NODES must be a number of nodes (1 or 3), not '$PETS_RABBIT_NODES'"
     PETS_AMQP_URLS="$(pets_cluster_urls "$PETS_AMQP_URL")"
+    # Node K takes every broker port + K - 1: three ranges that must not overlap (scripts/test's AMQP 16672 and
+    # distribution 16673 would, for example).
+    local n=$PETS_RABBIT_NODES a=$PETS_AMQP_PORT d=$PETS_RABBIT_DIST_PORT m=$PETS_RABBIT_MGMT_PORT
+    if ((n > 1)) && { ((a < d + n && d < a + n)) || ((a < m + n && m < a + n)) || ((d < m + n && m < d + n)); }; then
+        pets_die "$n RabbitMQ nodes need AMQP ports $a.., distribution ports $d.. and management ports $m.. that do not overlap"
+    fi
 }
 
 # pets_cluster_urls URL: node 1's URL (amqp://USER:PW@127.0.0.1:PETS_AMQP_PORT/) once per node, comma separated,
