@@ -520,6 +520,12 @@ pets_start_rabbit_cluster() {
     done
     [[ $running == "$PETS_RABBIT_NODES" ]] ||
         pets_die "the RabbitMQ cluster has ${running:-no} running nodes of $PETS_RABBIT_NODES; see $PETS_STATE/logs/"
+    # A quorum queue declared while fewer nodes ran (or a node that lost its data folder and joined afresh) has no
+    # member on some node: add one on every node, so each queue has three. Does nothing when all have them.
+    for ((k = 2; k <= PETS_RABBIT_NODES; k++)); do
+        pets_rabbit_env "$PETS_RABBIT_BIN/rabbitmq-queues" grow "$(pets_rabbit_node_name "$k")" all \
+            >>"$PETS_STATE/logs/rabbitmq.log" 2>&1 || pets_log "rabbitmq-queues grow on node $k failed; see logs/rabbitmq.log"
+    done
     pets_log "rabbitmq cluster of $PETS_RABBIT_NODES nodes running (AMQP ports $PETS_AMQP_PORT-$((PETS_AMQP_PORT + PETS_RABBIT_NODES - 1)))"
 }
 
