@@ -37,6 +37,7 @@ pets_defaults() {
     : "${PETS_PG_HOST:=127.0.0.1}"
     : "${PETS_PG_PORT:=5432}"
     : "${PETS_AMQP_PORT:=5672}"
+    : "${PETS_RABBIT_NODES:=1}"
     : "${PETS_RABBIT_DIST_PORT:=25672}"
     : "${PETS_EPMD_PORT:=4369}"
     : "${PETS_RABBIT_MANAGEMENT:=0}"
@@ -55,6 +56,7 @@ pets_defaults() {
     # The broker's loopback-only administrator, for the tests and tools that inspect queues. No service uses it:
     # each has its own user (pets_amqp_url).
     PETS_AMQP_URL="amqp://guest:guest@127.0.0.1:${PETS_AMQP_PORT}/"
+    pets_cluster_defaults
 }
 
 # Creates the state folder layout. Folders PostgreSQL writes to are created by pets_start_postgres.
@@ -397,6 +399,222 @@ pets_stop_rabbitmq() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
+# A RabbitMQ cluster (PETS_RABBIT_NODES=3)
+#
+# Node 1 is the single node above, unchanged: same folder, name, ports and cli.env, so pets_rabbitmqctl talks to it.
+# Node K (2, 3, ...) lives in $PETS_STATE/rabbitmq-K with AMQP on PETS_AMQP_PORT + K - 1, Erlang distribution on
+# PETS_RABBIT_DIST_PORT + K - 1 and management on PETS_RABBIT_MGMT_PORT + K - 1; every node shares the one epmd,
+# node 1's HOME (so the one Erlang cookie) and the scheduler flags. Nodes K >= 2 list the cluster's nodes for classic
+# config peer discovery: on their first start they join node 1; from then on their data folder names the cluster
+# and a restarted node (SIGKILL included) rejoins by itself.
+
+# Called by pets_defaults: PETS_AMQP_URLS lists every node's address (with PETS_AMQP_URL's user).
+pets_cluster_defaults() {
+    [[ $PETS_RABBIT_NODES =~ ^[1-9]$ ]] || pets_die "PETS_RABBIT_NODES must be a number of nodes (1 or 3), not '$PETS_RABBIT_NODES'"
+    PETS_AMQP_URLS="$(pets_cluster_urls "$PETS_AMQP_URL")"
+    # Node K takes every broker port + K - 1: three ranges that must not overlap (scripts/test's AMQP 16672 and
+    # distribution 16673 would, for example).
+    local n=$PETS_RABBIT_NODES a=$PETS_AMQP_PORT d=$PETS_RABBIT_DIST_PORT m=$PETS_RABBIT_MGMT_PORT
+    if ((n > 1)) && { ((a < d + n && d < a + n)) || ((a < m + n && m < a + n)) || ((d < m + n && m < d + n)); }; then
+        pets_die "$n RabbitMQ nodes need AMQP ports $a.., distribution ports $d.. and management ports $m.. that do not overlap"
+    fi
+}
+
+# pets_cluster_urls URL: node 1's URL (amqp://USER:PW@127.0.0.1:PETS_AMQP_PORT/) once per node, comma separated,
+# with node K's port. The same user and password reach every node: users live in the cluster, not in a node.
+pets_cluster_urls() {
+    local url=$1 k urls=()
+    for ((k = 1; k <= PETS_RABBIT_NODES; k++)); do
+        urls+=("${url/:$PETS_AMQP_PORT\//:$((PETS_AMQP_PORT + k - 1))/}")
+    done
+    (IFS=, && printf '%s' "${urls[*]}")
+}
+
+pets_rabbit_node_dir() {
+    if (($1 == 1)); then pets_rabbit_dir; else printf '%s/rabbitmq-%s' "$PETS_STATE" "$1"; fi
+}
+pets_rabbit_node_pidfile() {
+    if (($1 == 1)); then printf '%s/pids/rabbitmq.pid' "$PETS_STATE"; else printf '%s/pids/rabbitmq-%s.pid' "$PETS_STATE" "$1"; fi
+}
+pets_rabbit_node_log() {
+    if (($1 == 1)); then printf '%s/logs/rabbitmq.log' "$PETS_STATE"; else printf '%s/logs/rabbitmq-%s.log' "$PETS_STATE" "$1"; fi
+}
+# Node 1's name is the one pets_write_rabbit_config gives the single node; node K's is pets<K>-<state folder>.
+pets_rabbit_node_name() {
+    local base
+    base="$(basename "$PETS_STATE" | tr -c 'A-Za-z0-9_\n-' '_')"
+    if (($1 == 1)); then printf 'pets-%s@localhost' "$base"; else printf 'pets%s-%s@localhost' "$1" "$base"; fi
+}
+
+# Like pets_rabbit_env, for node K.
+pets_rabbit_node_env() {
+    local k=$1
+    shift
+    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+    env -i PATH="$PETS_SYSTEM_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+        bash -c 'source "$0" && exec "$@"' "$(pets_rabbit_node_dir "$k")/cli.env" "$@"
+}
+
+# Node K >= 2's files; node 1's are pets_write_rabbit_config's.
+pets_write_rabbit_node_config() {
+    local k=$1 dir home i
+    dir="$(pets_rabbit_node_dir "$k")" home="$(pets_rabbit_dir)/home"
+    [[ -s $home/.erlang.cookie ]] || pets_die "no Erlang cookie in $home (node 1's config is written first)"
+    mkdir -p "$dir/mnesia" "$dir/log" || return 1
+    : >"$dir/rabbitmq-env.conf"
+    {
+        echo '# Written by scripts/lib.sh at each start.'
+        echo "listeners.tcp.default = 127.0.0.1:$((PETS_AMQP_PORT + k - 1))"
+        echo 'loopback_users.guest = true'
+        echo 'cluster_formation.peer_discovery_backend = classic_config'
+        for ((i = 1; i <= PETS_RABBIT_NODES; i++)); do
+            echo "cluster_formation.classic_config.nodes.$i = $(pets_rabbit_node_name "$i")"
+        done
+        echo 'cluster_partition_handling = pause_minority'
+        if [[ $PETS_RABBIT_MANAGEMENT == 1 ]]; then
+            echo 'management.tcp.ip = 127.0.0.1'
+            echo "management.tcp.port = $((PETS_RABBIT_MGMT_PORT + k - 1))"
+        fi
+    } >"$dir/rabbitmq.conf"
+    if [[ $PETS_RABBIT_MANAGEMENT == 1 ]]; then
+        echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+    else
+        echo '[].' >"$dir/enabled_plugins"
+    fi
+    {
+        echo '# Written by scripts/lib.sh: the environment of the RabbitMQ node and of every CLI call.'
+        printf 'export %s=%q\n' \
+            HOME "$home" \
+            RABBITMQ_NODENAME "$(pets_rabbit_node_name "$k")" \
+            RABBITMQ_NODE_IP_ADDRESS 127.0.0.1 \
+            RABBITMQ_NODE_PORT "$((PETS_AMQP_PORT + k - 1))" \
+            RABBITMQ_DIST_PORT "$((PETS_RABBIT_DIST_PORT + k - 1))" \
+            ERL_EPMD_ADDRESS 127.0.0.1 \
+            ERL_EPMD_PORT "$PETS_EPMD_PORT" \
+            RABBITMQ_MNESIA_BASE "$dir/mnesia" \
+            RABBITMQ_LOG_BASE "$dir/log" \
+            RABBITMQ_CONFIG_FILE "$dir/rabbitmq.conf" \
+            RABBITMQ_ADVANCED_CONFIG_FILE "$dir/advanced.config" \
+            RABBITMQ_ENABLED_PLUGINS_FILE "$dir/enabled_plugins" \
+            RABBITMQ_CONF_ENV_FILE "$dir/rabbitmq-env.conf" \
+            RABBITMQ_PID_FILE "$dir/rabbit.pid" \
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS "-kernel inet_dist_use_interface {127,0,0,1} $PETS_RABBIT_ERL_ARGS"
+    } >"$dir/cli.env"
+}
+
+# Starts node K in the background without waiting (pets_await_rabbit_node waits). Node 1 keeps the config
+# pets_write_rabbit_config wrote; node K >= 2 gets its own.
+pets_start_rabbit_node() {
+    local k=$1 dir pidfile log
+    dir="$(pets_rabbit_node_dir "$k")" pidfile="$(pets_rabbit_node_pidfile "$k")" log="$(pets_rabbit_node_log "$k")"
+    if pets_pid_is "$pidfile" rabbitmq-server; then
+        pets_log "rabbitmq node $k already running (pid $(<"$pidfile"))"
+        return 0
+    fi
+    if ((k == 1)); then pets_write_rabbit_config; else pets_write_rabbit_node_config "$k"; fi || return 1
+    pets_log "starting rabbitmq node $k ($(pets_rabbit_node_name "$k")) on 127.0.0.1:$((PETS_AMQP_PORT + k - 1))"
+    # shellcheck disable=SC2016 # expanded by the inner bash, on purpose
+    setsid env -i PATH="$PETS_SYSTEM_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+        bash -c 'source "$0" && exec "$@"' "$dir/cli.env" "$PETS_RABBIT_BIN/rabbitmq-server" \
+        </dev/null >>"$log" 2>&1 &
+    echo $! >"$pidfile"
+    disown $!
+}
+
+# Waits until node K has booted (joined the cluster included). Leaves a node that did not start to the caller.
+pets_await_rabbit_node() {
+    local k=$1 dir log
+    dir="$(pets_rabbit_node_dir "$k")" log="$(pets_rabbit_node_log "$k")"
+    if ! { pets_rabbit_node_env "$k" "$PETS_RABBIT_BIN/rabbitmqctl" wait "$dir/rabbit.pid" --timeout 120 &&
+        pets_rabbit_node_env "$k" "$PETS_RABBIT_BIN/rabbitmqctl" await_startup --timeout 120; } >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        pets_log "rabbitmq node $k did not start; see $log and $dir/log/"
+        return 1
+    fi
+}
+
+# SIGKILLs what is left of node K (its wrapper or its VM), only by the pids recorded for it. Never epmd: the
+# other nodes are registered there.
+pets_kill_rabbit_node() {
+    local k=$1 f
+    for f in "$(pets_rabbit_node_pidfile "$k")" "$(pets_rabbit_node_dir "$k")/rabbit.pid"; do
+        if pets_pid_is "$f" rabbitmq-server || pets_pid_is "$f" beam; then kill -KILL "$(<"$f")" 2>/dev/null || true; fi
+        rm -f "$f"
+    done
+}
+
+# Starts the whole cluster and waits until every node runs in it. A first start goes one node after the other
+# (node K joins a running node 1). A restart starts the nodes that already have data before node 1: a node that
+# was not the last to stop waits at boot for the others, so they must all be on their way. Whatever sets up the
+# broker's contents (users, topology) belongs after the last line, once every node runs: a quorum queue declared
+# earlier gets members only on the nodes running then.
+pets_start_rabbit_cluster() {
+    local k early=() late=() running i
+    pets_write_rabbit_config || return 1 # node 1's folder and the cookie every node shares
+    echo '[{rabbit, [{cluster_partition_handling, pause_minority}]}].' >"$(pets_rabbit_dir)/advanced.config"
+    for ((k = 2; k <= PETS_RABBIT_NODES; k++)); do
+        if [[ -n "$(ls -A "$(pets_rabbit_node_dir "$k")/mnesia" 2>/dev/null)" ]]; then early+=("$k"); else late+=("$k"); fi
+    done
+    for k in "${early[@]}"; do pets_start_rabbit_node "$k" || return 1; done
+    { pets_start_rabbit_node 1 && pets_await_rabbit_node 1; } || pets_die "rabbitmq node 1 did not start"
+    for k in "${late[@]}"; do
+        { pets_start_rabbit_node "$k" && pets_await_rabbit_node "$k"; } || pets_die "rabbitmq node $k did not join"
+    done
+    for k in "${early[@]}"; do pets_await_rabbit_node "$k" || pets_die "rabbitmq node $k did not rejoin"; done
+    for ((i = 0; i < 60; i++)); do
+        running="$(pets_rabbitmqctl eval 'length(rabbit_nodes:all_running()).' 2>/dev/null | tr -dc 0-9)"
+        [[ $running == "$PETS_RABBIT_NODES" ]] && break
+        sleep 1
+    done
+    [[ $running == "$PETS_RABBIT_NODES" ]] ||
+        pets_die "the RabbitMQ cluster has ${running:-no} running nodes of $PETS_RABBIT_NODES; see $PETS_STATE/logs/"
+    # The topology and the users, declared once all nodes run, so every quorum queue starts with a member on each.
+    pets_configure_broker
+    # A quorum queue declared while fewer nodes ran (or a node that lost its data folder and joined afresh) has no
+    # member on some node: add one on every node, so each queue has three. Does nothing when all have them.
+    for ((k = 2; k <= PETS_RABBIT_NODES; k++)); do
+        pets_rabbit_env "$PETS_RABBIT_BIN/rabbitmq-queues" grow "$(pets_rabbit_node_name "$k")" all \
+            >>"$PETS_STATE/logs/rabbitmq.log" 2>&1 || pets_log "rabbitmq-queues grow on node $k failed; see logs/rabbitmq.log"
+    done
+    pets_log "rabbitmq cluster of $PETS_RABBIT_NODES nodes running (AMQP ports $PETS_AMQP_PORT-$((PETS_AMQP_PORT + PETS_RABBIT_NODES - 1)))"
+}
+
+# One node or the cluster, as PETS_RABBIT_NODES says.
+pets_start_broker() {
+    if ((PETS_RABBIT_NODES > 1)); then pets_start_rabbit_cluster; else pets_start_rabbitmq; fi
+}
+
+# Stops nodes K >= 2 (newest first) of whatever cluster was started on this state folder, whatever PETS_RABBIT_NODES
+# says now; pets_stop_rabbitmq then stops node 1, the last one, and epmd. Node 1 being the last to stop, it is the
+# one that boots without waiting for the others next time.
+pets_stop_rabbit_cluster_nodes() {
+    local dir k
+    for dir in $(find "$PETS_STATE" -maxdepth 1 -name 'rabbitmq-[0-9]*' -type d 2>/dev/null | sort -r); do
+        [[ -f $dir/cli.env ]] || continue
+        k="${dir##*-}"
+        if pets_pid_is "$(pets_rabbit_node_pidfile "$k")" rabbitmq-server || pets_pid_is "$dir/rabbit.pid" beam; then
+            pets_log "stopping rabbitmq node $k"
+            pets_rabbit_node_env "$k" "$PETS_RABBIT_BIN/rabbitmqctl" shutdown >>"$(pets_rabbit_node_log "$k")" 2>&1 || true
+        fi
+        pets_kill_rabbit_node "$k"
+    done
+}
+
+# The supervisor's turn for a cluster: a node whose process is gone is restarted with its data folder and rejoins.
+# Node 1 too goes through pets_start_rabbit_node: pets_start_rabbitmq's failure path would stop epmd under the
+# other nodes.
+pets_supervise_rabbit_cluster() {
+    local k
+    for ((k = 1; k <= PETS_RABBIT_NODES; k++)); do
+        pets_pid_is "$(pets_rabbit_node_pidfile "$k")" rabbitmq-server && continue
+        pets_log "supervisor: rabbitmq node $k is down; restarting"
+        pets_kill_rabbit_node "$k"
+        (pets_start_rabbit_node "$k" && pets_await_rabbit_node "$k") ||
+            pets_log "supervisor: rabbitmq node $k did not restart; trying again"
+    done
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # Build and services
 
 # pets_build [debug|release] [extra swift build args...]; exports PETS_BIN.
@@ -490,6 +708,11 @@ pets_start_service() {
         # Its own broker user, not the administrator.
         PETS_AMQP_URL="$(pets_amqp_url "$name")" || exit 1
         export PETS_AMQP_URL LOG_LEVEL
+        # A cluster: every node's address, tried in turn (PETS_AMQP_URLS wins over PETS_AMQP_URL).
+        if ((PETS_RABBIT_NODES > 1)); then
+            PETS_AMQP_URLS="$(pets_cluster_urls "$PETS_AMQP_URL")"
+            export PETS_AMQP_URLS
+        fi
         # Two malloc arenas instead of glibc's 8 per core: each event loop and AMQP thread otherwise grows an arena
         # of its own, which costs resident memory and buys nothing at these allocation rates.
         export MALLOC_ARENA_MAX=2
@@ -624,7 +847,9 @@ pets_supervise() {
             pets_log "supervisor: postgres is down; restarting"
             (pets_start_postgres) || pets_log "supervisor: postgres did not restart; trying again"
         fi
-        if [[ -f $PETS_STATE/pids/rabbitmq.pid ]] && ! pets_pid_is "$PETS_STATE/pids/rabbitmq.pid" rabbitmq-server; then
+        if ((PETS_RABBIT_NODES > 1)); then
+            pets_supervise_rabbit_cluster
+        elif [[ -f $PETS_STATE/pids/rabbitmq.pid ]] && ! pets_pid_is "$PETS_STATE/pids/rabbitmq.pid" rabbitmq-server; then
             pets_log "supervisor: rabbitmq is down; restarting"
             pets_stop_rabbitmq >/dev/null 2>&1 || true
             (pets_start_rabbitmq) || pets_log "supervisor: rabbitmq did not restart; trying again"
@@ -644,6 +869,7 @@ pets_supervise() {
 pets_start_supervisor() {
     # The supervisor restarts things with the same settings: hand it every one (secrets it reads itself).
     export PETS_STATE PETS_BIN PETS_SCALE PETS_PG_HOST PETS_PG_PORT PETS_AMQP_PORT PETS_RABBIT_DIST_PORT PETS_EPMD_PORT \
+        PETS_RABBIT_NODES \
         PETS_RABBIT_MANAGEMENT PETS_RABBIT_MGMT_PORT PETS_ORDER_PORT PETS_NOTIFIER_PORT PETS_INVENTORY_PORT \
         PETS_PAYMENT_PORT PETS_ORCHESTRATOR_PORT PETS_INITIAL_STOCK LOG_LEVEL PETS_HEALTH_TIMEOUT \
         PETS_STEP_DEADLINE_SECONDS PETS_STEP_ATTEMPTS PETS_COMPENSATION_ATTEMPTS PETS_RETRY_INTERVAL_SECONDS \
@@ -671,6 +897,7 @@ pets_stop_all() {
     local rc=0
     pets_stop_supervisor || rc=1
     pets_stop_services || rc=1
+    pets_stop_rabbit_cluster_nodes || rc=1
     pets_stop_rabbitmq || rc=1
     pets_stop_postgres || rc=1
     return "$rc"

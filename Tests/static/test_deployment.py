@@ -27,6 +27,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
+COMPOSE_CLUSTER = ROOT / "compose.cluster.yaml"  # the opt-in three-node RabbitMQ cluster, an override
+# Passed by lib.sh only with PETS_RABBIT_NODES > 1 and by compose only with compose.cluster.yaml (test_cluster_override).
+CLUSTER_ONLY_VARIABLES = {"PETS_AMQP_URLS"}
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 INIT_SCRIPT = ROOT / "docker" / "postgres-init.sh"
@@ -38,7 +41,7 @@ INFRASTRUCTURE = {"postgres", "rabbitmq"}
 # Set by the image for every container, not by lib.sh: the native run relies on the default `Public`, a path
 # relative to the repository (its working folder); the image's files live in /app/Public.
 IMAGE_ONLY_VARIABLES = {"PETS_WEB_ROOT"}
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "PETS_PW_", "PETS_AMQP_PW_")
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "PETS_PW_", "PETS_AMQP_PW_", "COOKIE")
 DEFINITIONS_SCRIPT = ROOT / "docker" / "rabbitmq-definitions.sh"
 BROKER_ENTRYPOINT = ROOT / "docker" / "rabbitmq-entrypoint.sh"
 
@@ -487,7 +490,7 @@ def test_same_environment_variable_names(lib: Lib, readme: Readme, compose: dict
     assert "export MALLOC_ARENA_MAX=2" in lib.text
     for service in lib.services:
         compose_env = set(compose["services"][compose_name(service)]["environment"])
-        native_env = set(lib.env[service])
+        native_env = set(lib.env[service]) - CLUSTER_ONLY_VARIABLES
         assert compose_env | image_env == native_env | IMAGE_ONLY_VARIABLES, (
             f"{service}: compose (+ image ENV) passes {sorted(compose_env | image_env)}, "
             f"scripts/lib.sh passes {sorted(native_env)}"
@@ -582,7 +585,8 @@ def test_start_order_and_restart(lib: Lib, compose: dict[str, Any]):
 def test_every_compose_variable_is_in_env_example(raw_compose: dict[str, Any]):
     example = env_example()
     used: dict[str, set[str | None]] = {}
-    for text in walk_strings(raw_compose):
+    cluster = yaml.safe_load(read(COMPOSE_CLUSTER))
+    for text in [*walk_strings(raw_compose), *walk_strings(cluster)]:
         for name, op in variables_in(text):
             used.setdefault(name, set()).add(op)
     assert used, "compose.yaml uses no variables at all?"
@@ -594,6 +598,34 @@ def test_every_compose_variable_is_in_env_example(raw_compose: dict[str, Any]):
             assert example[name].startswith("change-me"), f".env.example must hold a placeholder for {name}"
     # compose must start with the example file as it is (every required variable set, every default shown).
     resolve_tree(raw_compose, example)
+    resolve_tree(cluster, example)
+
+
+def test_cluster_override(compose: dict[str, Any]):
+    """compose.cluster.yaml: valid, three nodes in one cluster, and every service told about all three."""
+    result = run_schema_check(COMPOSE_CLUSTER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cluster = resolve_tree(yaml.safe_load(read(COMPOSE_CLUSTER)), env_example())
+    nodes = ["rabbitmq", "rabbitmq2", "rabbitmq3"]
+    conf = read(ROOT / "docker" / "rabbitmq-cluster.conf")
+    assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+    for k, node in enumerate(nodes, start=1):
+        assert f"cluster_formation.classic_config.nodes.{k} = rabbit@{node}" in conf
+        spec = cluster["services"][node]
+        assert "PETS_RABBITMQ_ERLANG_COOKIE" in spec["environment"], node
+        assert any("rabbitmq-cluster.conf" in v for v in spec["volumes"]), node
+        if k > 1:
+            assert spec["hostname"] == node and spec["restart"] == "unless-stopped"
+            assert spec["image"] == compose["services"]["rabbitmq"]["image"], f"{node}: same image as rabbitmq"
+            assert spec["depends_on"] == {nodes[k - 2]: {"condition": "service_healthy"}}, "nodes start in turn"
+    for name, spec in compose["services"].items():
+        if name in INFRASTRUCTURE:
+            continue
+        override = cluster["services"][name]
+        urls = override["environment"]["PETS_AMQP_URLS"].split(",")
+        assert [urlsplit(u).hostname for u in urls] == nodes, name
+        assert urls[0] == spec["environment"]["PETS_AMQP_URL"], f"{name}: node 1 is compose.yaml's rabbitmq"
+        assert override["depends_on"] == {"rabbitmq3": {"condition": "service_healthy"}}, name
     for text in walk_strings(raw_compose):
         for m in re.finditer(r"\$\{(\w+):-([^}]*)\}", text):
             assert example[m.group(1)] == m.group(2), f".env.example shows a different default for {m.group(1)}"
