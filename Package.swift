@@ -171,4 +171,3 @@ let package = Package(
         ),
     ]
 )
-

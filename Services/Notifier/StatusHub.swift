@@ -38,8 +38,7 @@ actor StatusHub {
     }
 
     /// Registers a session and returns the events of its order known here so far.
-    func subscribe(_ orderId: String, _ continuation: AsyncStream<SessionInput>.Continuation) -> (UUID, [StatusEvent])
-    {
+    func subscribe(_ orderId: String, _ continuation: AsyncStream<SessionInput>.Continuation) -> (UUID, [StatusEvent]) {
         let id = UUID()
         sessions[orderId, default: [:]][id] = continuation
         count += 1

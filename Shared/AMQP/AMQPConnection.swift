@@ -378,7 +378,8 @@ public final class AMQPConnection: @unchecked Sendable {
 
     private func applySettlements(_ requests: [Settlement], on connection: BlockingConnection) throws {
         guard !requests.isEmpty else { return }
-        let current = requests.compactMap { request -> (channel: UInt16, tag: UInt64, settlement: DeliverySettlement)? in
+        let current = requests.compactMap {
+            request -> (channel: UInt16, tag: UInt64, settlement: DeliverySettlement)? in
             // A settlement for a lost connection is dropped: the broker redelivers that message.
             guard request.generation == generation, let channel = channels[request.consumer] else { return nil }
             return (channel, request.tag, request.settlement)

@@ -120,8 +120,10 @@ struct ConnectionState {
                 acks[request.channel, default: []].append(request.tag)
             } else {
                 unsettled[request.channel]?.remove(request.tag)
-                actions.append(SettleAction(channel: request.channel, tag: request.tag, settlement: request.settlement,
-                                            multiple: false))
+                actions.append(
+                    SettleAction(
+                        channel: request.channel, tag: request.tag, settlement: request.settlement,
+                        multiple: false))
             }
         }
         for channel in acks.keys.sorted() {

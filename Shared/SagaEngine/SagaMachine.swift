@@ -252,7 +252,8 @@ public struct SagaMachine<Data: Codable & Sendable>: Sendable {
                 enter(&saga, now: now, effects: &effects)
             } else {
                 saga.status = .needsAttention
-                effects.append(.history(.init(step: call.command, kind: .parked, attempt: saga.attempt, detail: reason)))
+                effects.append(
+                    .history(.init(step: call.command, kind: .parked, attempt: saga.attempt, detail: reason)))
                 effects.append(.status(.needsAttention, step: call.command, message: reason, errorType: nil))
             }
             return

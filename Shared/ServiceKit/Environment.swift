@@ -92,7 +92,8 @@ public struct ServiceConfiguration: Sendable {
         let list = (environment.optionalString("PETS_AMQP_URLS") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let variable = list.isEmpty ? "PETS_AMQP_URL" : "PETS_AMQP_URLS"
-        let urls = list.isEmpty ? [environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")] : list
+        let urls =
+            list.isEmpty ? [environment.string("PETS_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672/")] : list
         let heartbeat = try environment.int("PETS_AMQP_HEARTBEAT_SECONDS", default: 10)
         guard (0...3600).contains(heartbeat) else {
             throw ConfigurationError("PETS_AMQP_HEARTBEAT_SECONDS must be between 0 and 3600, got \(heartbeat)")

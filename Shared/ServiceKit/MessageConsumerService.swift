@@ -88,7 +88,8 @@ public final class MessageConsumerService: Service, Sendable {
 
     public convenience init(
         queue: String, consumer: AMQPConsumer, client: PostgresClient, relay: OutboxRelay, schemaReady: ReadinessGate,
-        concurrency: Int = 4, policy: MessageRetryPolicy = MessageRetryPolicy(), logger: Logger, handler: @escaping MessageHandler
+        concurrency: Int = 4, policy: MessageRetryPolicy = MessageRetryPolicy(), logger: Logger,
+        handler: @escaping MessageHandler
     ) {
         self.init(
             queue: queue, consumer: consumer, client: client, relay: relay, schemaReady: schemaReady,
@@ -291,7 +292,8 @@ extension MessageConsumerService {
     /// for each new one, in order; the messages the bodies return go to the outbox in one statement at the end.
     private func claimingTransaction(
         _ deliveries: [AMQPDelivery],
-        _ body: @escaping (AMQPDelivery, PostgresConnection, inout [OutgoingMessage], inout [OutboxEntry])
+        _ body:
+            @escaping (AMQPDelivery, PostgresConnection, inout [OutgoingMessage], inout [OutboxEntry])
             async throws -> Void
     ) async throws -> ([OutboxEntry], Int) {
         let sent = relay.takeSent()

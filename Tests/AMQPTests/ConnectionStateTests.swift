@@ -83,7 +83,8 @@ struct ConnectionStateTests {
                 .init(channel: 2, tag: 5, settlement: .ack, multiple: false),
             ])
         // Now 2 and 4 are done: everything left is covered by one multiple ack.
-        #expect(state.settle([(2, 4, .ack), (2, 2, .ack)]) == [.init(channel: 2, tag: 4, settlement: .ack, multiple: true)])
+        #expect(
+            state.settle([(2, 4, .ack), (2, 2, .ack)]) == [.init(channel: 2, tag: 4, settlement: .ack, multiple: true)])
     }
 
     @Test func rejectsGoFirstAndSingly_soALaterMultipleAckDoesNotSwallowThem() {

@@ -61,7 +61,8 @@ struct ConsumerPipelineTests {
             let saga = UUID().uuidString.lowercased()
             let body = try MessageCodec.encode(
                 SagaCommand(
-                    sagaId: saga, orderId: UUID().uuidString.lowercased(), step: Commands.reserveInventory.name, attempt: 1,
+                    sagaId: saga, orderId: UUID().uuidString.lowercased(), step: Commands.reserveInventory.name,
+                    attempt: 1,
                     payload: ReserveInventory(lines: [
                         .init(
                             productId: product.id, title: product.title, quantity: 3,
@@ -70,7 +71,8 @@ struct ConsumerPipelineTests {
             let command = OutgoingMessage(
                 routingKey: commands,
                 message: AMQPMessage(
-                    messageID: "dup-\(saga)", correlationID: saga, type: Commands.reserveInventory.name, replyTo: replies,
+                    messageID: "dup-\(saga)", correlationID: saga, type: Commands.reserveInventory.name,
+                    replyTo: replies,
                     body: body))
             var retried = command
             retried.message.messageID = "retry-\(saga)"

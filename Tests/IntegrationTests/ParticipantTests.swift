@@ -73,7 +73,8 @@ struct ParticipantTests {
             for _ in 1...2 {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await store.releaseInventory(
-                        command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order), $0, logger)
+                        command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order), $0,
+                        logger)
                 }
                 #expect(outcome.success)
             }
@@ -141,13 +142,15 @@ struct ParticipantTests {
                         _ = try await client.withTransaction(logger: logger) {
                             try await store.reserveInventory(
                                 command(
-                                    Commands.reserveInventory.name, ReserveInventory(lines: lines), saga: saga, order: order),
+                                    Commands.reserveInventory.name, ReserveInventory(lines: lines), saga: saga,
+                                    order: order),
                                 $0, logger)
                         }
                         if index.isMultiple(of: 3) {
                             _ = try await client.withTransaction(logger: logger) {
                                 try await store.releaseInventory(
-                                    command(Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order),
+                                    command(
+                                        Commands.releaseInventory.name, ReleaseInventory(), saga: saga, order: order),
                                     $0, logger)
                             }
                         }
@@ -193,7 +196,8 @@ struct ParticipantTests {
                 let outcome = try await client.withTransaction(logger: logger) {
                     try await ledger.processPayment(
                         command(
-                            Commands.processPayment.name, ProcessPayment(amountCents: 17_200, card: goodCard), saga: saga,
+                            Commands.processPayment.name, ProcessPayment(amountCents: 17_200, card: goodCard),
+                            saga: saga,
                             order: order, attempt: attempt), $0, logger)
                 }
                 #expect(outcome.success)
@@ -288,7 +292,8 @@ struct ParticipantTests {
             let again = try await client.withTransaction(logger: logger) {
                 try await handlers.completeOrder(
                     command(
-                        Commands.completeOrder.name, CompleteOrder(shippingCents: 200, amountCents: 15_200), saga: newId(),
+                        Commands.completeOrder.name, CompleteOrder(shippingCents: 200, amountCents: 15_200),
+                        saga: newId(),
                         order: placed.orderId), $0, logger)
             }
             #expect(!again.success)

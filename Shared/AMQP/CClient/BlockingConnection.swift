@@ -266,7 +266,8 @@ final class BlockingConnection {
         case MethodID.connectionClose:
             let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             throw AMQPError(
-                .connectionClosed, "the broker closed the connection: \(close.reply_code) \(Self.string(close.reply_text))"
+                .connectionClosed,
+                "the broker closed the connection: \(close.reply_code) \(Self.string(close.reply_text))"
             )
         default:
             return .other
