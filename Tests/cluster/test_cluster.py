@@ -39,4 +39,9 @@ def test_orders_survive_each_broker_node_loss(tmp_path: Path):
     assert pauses and pauses[0]["node"] == 1, f"node 1, the one every service tries first, goes first: {pauses}"
     assert {p["node"] for p in pauses} == {1, 2, 3}, f"every node must have been killed: {pauses}"
     assert result["invariants"]["cluster"]["passed"]
-    assert all(p["firstFinalAfter"] is not None for p in pauses), f"orders stopped finishing: {pauses}"
+    # Orders go on finishing after every node loss. The last kill may come after the last order was placed (the
+    # run's orders are spread over a fixed time), so only it may have no order finishing after it; every node must
+    # have been lost at least once while orders still flowed.
+    assert all(p["firstFinalAfter"] is not None for p in pauses[:-1]), f"orders stopped finishing: {pauses}"
+    flowing = {p["node"] for p in pauses if p["firstFinalAfter"] is not None}
+    assert flowing == {1, 2, 3}, f"orders stopped finishing after a loss of node {sorted({1, 2, 3} - flowing)}: {pauses}"
