@@ -12,6 +12,7 @@ definitions=/etc/rabbitmq/pets-definitions.json
         sh /pets/rabbitmq-definitions.sh >"$definitions"
 )
 chown rabbitmq:rabbitmq "$definitions"
+mkdir -p /etc/rabbitmq/conf.d
 printf 'load_definitions = %s\n' "$definitions" >/etc/rabbitmq/conf.d/90-pets-definitions.conf
 unset PETS_AMQP_PW_ORDER PETS_AMQP_PW_INVENTORY PETS_AMQP_PW_PAYMENT PETS_AMQP_PW_ORCHESTRATOR PETS_AMQP_PW_NOTIFIER
 exec docker-entrypoint.sh "$@"
