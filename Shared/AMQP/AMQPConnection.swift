@@ -412,7 +412,7 @@ public final class AMQPConnection: @unchecked Sendable {
             try connection.startConsuming(queue: consumer.queue, prefetch: consumer.prefetch, channel: channel)
             channels[id] = channel
             consumerOfChannel[channel] = consumer
-            consumer.connected(generation: generation, queueName: connection.queueName(consumer.queue))
+            consumer.connected(generation: generation)
         }
     }
 

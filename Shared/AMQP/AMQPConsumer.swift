@@ -18,7 +18,6 @@ public final class AMQPConsumer: @unchecked Sendable {
     private let continuation: AsyncStream<[AMQPDelivery]>.Continuation
     private let lock = NSLock()
     private var connectedGeneration: UInt64?
-    private var brokerQueueName: String?
 
     /// A consumer with a connection of its own (tests, tools). Services share one connection:
     /// `AMQPConnection.consumer(queue:prefetch:)`.
@@ -58,9 +57,6 @@ public final class AMQPConsumer: @unchecked Sendable {
     /// True while the consumer consumes on a working connection.
     public var isConnected: Bool { lock.withLock { connectedGeneration != nil } && connection.isConnected }
 
-    /// The broker's name of the queue (generated for an exclusive queue); nil until first connected.
-    public var queueName: String? { lock.withLock { brokerQueueName } }
-
     /// Starts consuming (and the connection, if it is not running yet).
     public func start() {
         connection.register(self)
@@ -93,11 +89,8 @@ public final class AMQPConsumer: @unchecked Sendable {
         connection.settle(self, generation: generation, tags: tags, settlement)
     }
 
-    func connected(generation: UInt64, queueName: String) {
-        lock.withLock {
-            connectedGeneration = generation
-            brokerQueueName = queueName
-        }
+    func connected(generation: UInt64) {
+        lock.withLock { connectedGeneration = generation }
     }
 
     func disconnected() {

@@ -40,13 +40,6 @@ public struct ServiceRuntime: Sendable {
         consumers = LockedConsumers()
     }
 
-    /// A consumer of `queue` whose handler runs in a transaction with the inbox and the outbox.
-    public func consume(
-        _ queue: String, prefetch: UInt16 = 64, concurrency: Int = 4, handler: @escaping MessageHandler
-    ) -> MessageConsumerService {
-        consumer(queue, prefetch: prefetch, concurrency: concurrency, handling: .transactional(handler))
-    }
-
     /// A consumer of the queue `router`'s commands arrive on, each handled in a transaction with the inbox and the
     /// outbox.
     public func consume(_ router: CommandRouter, prefetch: UInt16 = 64, concurrency: Int = 4)
