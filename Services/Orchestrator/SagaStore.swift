@@ -23,20 +23,22 @@ struct SagaStore: Sendable {
     private static let abandoned = Counter(label: "pets_sagas_abandoned_total")
 
     /// Creates the order's saga unless it exists, and starts it.
-    func start(_ request: StartPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
-        async throws -> [OutboxEntry]
-    {
+    func start(
+        _ request: StartPlaceOrder, traceHeaders: [String: String], claiming claim: InboxClaim? = nil,
+        on connection: PostgresConnection
+    ) async throws -> [OutboxEntry] {
         try await create(
             PlaceOrderData(request, traceparent: traceHeaders["traceparent"]), with: .start,
-            traceHeaders: traceHeaders, on: connection)
+            traceHeaders: traceHeaders, claiming: claim, on: connection)
     }
 
     /// Creates the order's saga unless it exists, already closing: no step runs, the order is cancelled with the
     /// request's reason and the client gets a final `failed`. An order whose saga exists keeps it: that saga ends
     /// the order by itself, and the order then has its status events.
-    func abandon(_ request: AbandonPlaceOrder, traceHeaders: [String: String], on connection: PostgresConnection)
-        async throws -> [OutboxEntry]
-    {
+    func abandon(
+        _ request: AbandonPlaceOrder, traceHeaders: [String: String], claiming claim: InboxClaim? = nil,
+        on connection: PostgresConnection
+    ) async throws -> [OutboxEntry] {
         let data = PlaceOrderData(
             StartPlaceOrder(
                 orderId: request.orderId, lines: [], postCode: "",
@@ -44,14 +46,16 @@ struct SagaStore: Sendable {
                 createdOn: request.createdOn),
             traceparent: traceHeaders["traceparent"])
         let failure = SagaFailure(step: "start", type: request.errorType, message: request.errorMessage)
-        let outbox = try await create(data, with: .abandon(failure), traceHeaders: traceHeaders, on: connection)
+        let outbox = try await create(
+            data, with: .abandon(failure), traceHeaders: traceHeaders, claiming: claim, on: connection)
         if !outbox.isEmpty { Self.abandoned.increment() }
         return outbox
     }
 
     /// Inserts the order's saga (one per order) and runs `event` on it; nothing when the order has a saga already.
     private func create(
-        _ data: PlaceOrderData, with event: SagaEvent, traceHeaders: [String: String], on connection: PostgresConnection
+        _ data: PlaceOrderData, with event: SagaEvent, traceHeaders: [String: String], claiming claim: InboxClaim?,
+        on connection: PostgresConnection
     ) async throws -> [OutboxEntry] {
         let sagaId = UUID().uuidString.lowercased()
         var saga = SagaInstance(id: sagaId, orderId: data.orderId.lowercased(), data: data)
@@ -71,18 +75,21 @@ struct SagaStore: Sendable {
         }
         if case .start = event { Self.started.increment() }
         let effects = machine.handle(event, &saga, now: Date())
-        return try await save(saga, effects: effects, eventSeq: 0, traceHeaders: traceHeaders, on: connection)
+        return try await save(
+            saga, effects: effects, eventSeq: 0, traceHeaders: traceHeaders, claiming: claim, on: connection)
     }
 
     /// Applies `event` to the saga `sagaId` (locked for the transaction). Unknown sagas are reported, not created.
     @discardableResult
     func apply(
-        _ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], on connection: PostgresConnection
+        _ event: SagaEvent, sagaId: String, traceHeaders: [String: String] = [:], claiming claim: InboxClaim? = nil,
+        on connection: PostgresConnection
     ) async throws -> [OutboxEntry]? {
         guard let (saga, eventSeq) = try await load(sagaId, on: connection) else { return nil }
         var updated = saga
         let effects = machine.handle(event, &updated, now: Date())
-        return try await save(updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, on: connection)
+        return try await save(
+            updated, effects: effects, eventSeq: eventSeq, traceHeaders: traceHeaders, claiming: claim, on: connection)
     }
 
     /// Parks the saga `sagaId` as `needs_attention` without running the state machine: for a saga that cannot be
@@ -159,11 +166,12 @@ struct SagaStore: Sendable {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Stores the saga with its status events, history lines and outgoing messages in one statement: a message's
-    /// whole effect on the orchestrator's database costs one round trip (plus the inbox claim and the load).
+    /// Stores the saga with its status events, history lines and outgoing messages in one statement, which also
+    /// makes the message's inbox `claim` (unless nil): a message's whole effect on the orchestrator's database costs
+    /// one round trip plus the load.
     private func save(
         _ saga: SagaInstance<PlaceOrderData>, effects: [SagaEffect], eventSeq: Int, traceHeaders: [String: String],
-        on connection: PostgresConnection
+        claiming claim: InboxClaim?, on connection: PostgresConnection
     ) async throws -> [OutboxEntry] {
         var outgoing: [OutgoingMessage] = []
         var seq = eventSeq
@@ -223,7 +231,7 @@ struct SagaStore: Sendable {
                 sagaId: saga.id, orderId: saga.orderId, eventSeqs: eventSeqs, eventBodies: eventBodies,
                 history: history, status: saga.status.rawValue, phase: saga.phase.rawValue,
                 step: machine.currentStepName(saga), attempt: saga.attempt, timerAt: saga.timer?.at,
-                instance: try Self.encode(saga), eventSeq: seq, outbox: try OutboxRows(outgoing)))
+                instance: try Self.encode(saga), eventSeq: seq, outbox: try OutboxRows(outgoing), claim: claim))
         return try await OutboxRows.entries(
             from: try await connection.execute(save, logger: logger), messages: outgoing)
     }
@@ -240,18 +248,19 @@ struct SagaStore: Sendable {
             var instance = "{}"
             var eventSeq = 0
             var outbox = OutboxRows()
+            var claim: InboxClaim? = nil
         }
 
         static let name = "pets_saga_save"
         static let sql = query(Values()).sql
-        typealias Row = (Int64, String)
+        typealias Row = (Int64?, String?)
         let query: PostgresQuery
 
         init(_ values: Values) { query = Self.query(values) }
 
         static func query(_ v: Values) -> PostgresQuery {
             """
-            WITH events AS (
+            WITH \(claiming: v.claim), events AS (
                 INSERT INTO saga_events (order_id, seq, body)
                 SELECT \(v.orderId), s, b::jsonb FROM unnest(\(v.eventSeqs)::int4[], \(v.eventBodies)::text[]) AS e(s, b)
             ), history AS (
@@ -265,9 +274,8 @@ struct SagaStore: Sendable {
                     attempt = \(v.attempt), timer_at = \(v.timerAt)::timestamptz, instance = \(v.instance)::jsonb,
                     event_seq = \(v.eventSeq), updated_at = now()
                 WHERE id = \(v.sagaId)
-            )
-            \(insertOutbox: v.outbox)
-            ORDER BY n RETURNING id, message_id
+            ), queued AS (\(insertOutbox: v.outbox) ORDER BY n RETURNING id, message_id)
+            SELECT id, message_id FROM queued UNION ALL \(duplicateMarker: v.claim)
             """
         }
 

@@ -13,8 +13,18 @@ struct OrderHandlers: Sendable {
     func completeOrder(_ command: SagaCommand<CompleteOrder>, _ connection: PostgresConnection, _ logger: Logger)
         async throws -> StepOutcome
     {
+        // One statement: lock the order, read its status, and complete it unless it is complete or cancelled.
         let rows = try await connection.query(
-            "SELECT status FROM orders WHERE id = \(command.orderId) FOR UPDATE", logger: logger)
+            """
+            WITH locked AS (SELECT id, status FROM orders WHERE id = \(command.orderId) FOR UPDATE),
+            completed AS (
+                UPDATE orders SET status = 'completed', shipping_cents = \(command.payload.shippingCents),
+                    payment_cents = \(command.payload.amountCents), updated_on = now()
+                FROM locked WHERE orders.id = locked.id AND locked.status NOT IN ('completed', 'cancelled')
+            )
+            SELECT status FROM locked
+            """,
+            logger: logger)
         var status: String?
         for try await value in rows.decode(String.self) { status = value }
         switch status {
@@ -22,16 +32,7 @@ struct OrderHandlers: Sendable {
             return .failed("OrderNotFound", "Error, order \(command.orderId) does not exist")
         case "cancelled":
             return .failed("OrderCancelled", "Error, order \(command.orderId) was cancelled")
-        case "completed":
-            return .succeeded()
         default:
-            try await connection.query(
-                """
-                UPDATE orders SET status = 'completed', shipping_cents = \(command.payload.shippingCents),
-                    payment_cents = \(command.payload.amountCents), updated_on = now()
-                WHERE id = \(command.orderId)
-                """,
-                logger: logger)
             return .succeeded()
         }
     }

@@ -14,15 +14,23 @@ struct PaymentLedger: Sendable {
         async throws -> StepOutcome
     {
         let payment = command.payload
-        let status = try await claim(
-            command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
+        let valid = CardCheck.isValid(expiry: payment.card.expiry, now: now()) && payment.amountCents > 0
+        // The common case in one statement: a new payment, charged (with its ledger line) or declined.
+        let status: Payment
+        if let first = try await charge(command, valid: valid, connection) {
+            status = first
+        } else {
+            // The saga has a payment already (this is a repeat, or a refund came first): lock it and look.
+            status = try await claim(
+                command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
+        }
         switch status.status {
         case "charged": return .succeeded()
         case "declined": return .failed("InvalidCreditCard", status.reason ?? FailureMessages.invalidCreditCard)
         case "refunded", "voided": return .failed("PaymentVoided", "Error, the payment was already refunded")
         default: break
         }
-        guard CardCheck.isValid(expiry: payment.card.expiry, now: now()), payment.amountCents > 0 else {
+        guard valid else {
             logger.info(
                 "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
             try await connection.query(
@@ -35,6 +43,38 @@ struct PaymentLedger: Sendable {
         }
         try await settle(command, as: "charged", ledger: "charge", amountCents: payment.amountCents, connection)
         return .succeeded()
+    }
+
+    /// Inserts the saga's payment as charged (with its ledger line) or declined, unless the saga has one; returns
+    /// the new payment, or nil when there was one already.
+    private func charge(_ command: SagaCommand<ProcessPayment>, valid: Bool, _ connection: PostgresConnection)
+        async throws -> Payment?
+    {
+        let payment = command.payload
+        let reason: String? = valid ? nil : FailureMessages.invalidCreditCard
+        let rows = try await connection.query(
+            """
+            WITH new AS (
+                INSERT INTO payments (saga_id, order_id, status, reason, amount_cents, card_last4)
+                VALUES (\(command.sagaId), \(command.orderId), \(valid ? "charged" : "declined"), \(reason),
+                        \(payment.amountCents), \(payment.card.last4))
+                ON CONFLICT (saga_id) DO NOTHING RETURNING status, reason, amount_cents
+            ), ledger AS (
+                INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
+                SELECT \(command.sagaId), \(command.orderId), 'charge', amount_cents FROM new WHERE status = 'charged'
+            )
+            SELECT status, reason, amount_cents FROM new
+            """,
+            logger: logger)
+        var inserted: Payment?
+        for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
+            inserted = Payment(status: status, reason: reason, amountCents: amount)
+        }
+        if inserted?.status == "declined" {
+            logger.info(
+                "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
+        }
+        return inserted
     }
 
     @Sendable

@@ -114,6 +114,22 @@ struct ConsumerPipelineTests {
                 "SELECT count(*)::int FROM inbox WHERE message_id LIKE \("%" + saga)"
             ).decode(Int.self) { inbox = count }
             #expect(inbox == 2)
+
+            // The same message once more, well after its first copy committed: alone in its batch, so its claim
+            // rides in the transaction's last statement, finds the id there and rolls the repeat back.
+            try await publisher.publish([command])
+            try await Task.sleep(for: .seconds(1))
+            #expect(await collector.waitFor(3, seconds: 2).count == 2)
+            var afterRepeat = 0
+            for try await stock in try await client.query("SELECT stock FROM products WHERE id = \(product.id)").decode(
+                Int.self)
+            { afterRepeat = stock }
+            #expect(afterRepeat == before - 3)
+            var outboxLeft = 0
+            for try await count in try await client.query(
+                "SELECT count(*)::int FROM outbox WHERE correlation_id = \(saga)"
+            ).decode(Int.self) { outboxLeft = count }
+            #expect(outboxLeft == 0)
         }
     }
 }

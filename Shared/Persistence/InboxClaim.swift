@@ -1,0 +1,110 @@
+import AMQP
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The inbox claim of one message, made by the last statement of the transaction that applies it rather than by a
+/// statement of its own: a message then costs one round trip less. The claim is made in the same transaction as
+/// the message's effects, as a claim made first would be; what changes is what a repeat costs: its handler runs
+/// against state that already has the effects (every handler is idempotent), the claim finds the id, the statement
+/// says so (`DuplicateMessage`) and the transaction is rolled back.
+///
+/// A statement takes a claim in with `\(claiming: claim)` (common table expressions, after its `WITH`) and
+/// `\(duplicateMarker: claim)` (a row that only a repeat returns); a statement built with `nil` claims nothing, so
+/// a prepared statement's text is the same either way. A claim no statement took in is made by
+/// `Outbox.enqueue(_:claiming:on:logger:)` at the end of the transaction.
+public final class InboxClaim: Sendable {
+    let messageIDs: [String]
+    let types: [String]
+    /// Ids of sent outbox rows the claiming statement deletes (see `OutboxRelay.takeSent()`).
+    let sent: [Int64]
+    private let taken = Mutex(false)
+
+    public init(messageID: String, type: String, deleting sent: [Int64] = []) {
+        messageIDs = [messageID]
+        types = [type]
+        self.sent = sent
+    }
+
+    /// Whether a statement has taken the claim in.
+    public var isTaken: Bool { taken.withLock { $0 } }
+
+    fileprivate func take() { taken.withLock { $0 = true } }
+}
+
+/// The message was applied before: the inbox has its id. The transaction that found it out must be rolled back.
+public struct DuplicateMessage: Error {}
+
+extension PostgresQuery.StringInterpolation {
+    /// `sent AS (DELETE ...), claimed AS (INSERT INTO inbox ...)`: the claim as common table expressions, to follow a
+    /// statement's `WITH`; with `nil`, they delete and claim nothing.
+    public mutating func appendInterpolation(claiming claim: InboxClaim?) {
+        claim?.take()
+        appendLiteral("sent AS (DELETE FROM outbox WHERE id = ANY(")
+        appendInterpolation(claim?.sent ?? [])
+        appendLiteral(")), claimed AS (INSERT INTO inbox (message_id, message_type) SELECT m, t FROM unnest(")
+        appendInterpolation(claim?.messageIDs ?? [])
+        appendLiteral("::text[], ")
+        appendInterpolation(claim?.types ?? [])
+        appendLiteral("::text[]) AS c(m, t) ON CONFLICT (message_id) DO NOTHING RETURNING message_id)")
+    }
+
+    /// `SELECT NULL, NULL WHERE ...`: one row of NULLs when the statement claimed a message and the inbox had it
+    /// already (for `UNION ALL` after a statement's `(id, message_id)` rows; see `OutboxRows.entries(from:messages:)`).
+    public mutating func appendInterpolation(duplicateMarker claim: InboxClaim?) {
+        appendLiteral("SELECT NULL::int8, NULL::text WHERE cardinality(")
+        appendInterpolation(claim?.messageIDs ?? [])
+        appendLiteral("::text[]) > 0 AND NOT EXISTS (SELECT 1 FROM claimed)")
+    }
+}
+
+extension Outbox {
+    /// Writes `messages` to the outbox and makes `claim` (unless nil) in one statement; throws `DuplicateMessage`
+    /// when the inbox had the message already. Returns the rows written, for `OutboxRelay.send(_:)` after commit.
+    public static func enqueue(
+        _ messages: [OutgoingMessage], claiming claim: InboxClaim?, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [OutboxEntry] {
+        guard claim != nil else { return try await enqueue(messages, on: connection, logger: logger) }
+        let rows = try OutboxRows(messages)
+        return try await OutboxRows.entries(
+            from: try await connection.execute(ClaimingInsertStatement(rows: rows, claim: claim), logger: logger),
+            messages: messages)
+    }
+
+    /// `enqueue(_:claiming:)`'s statement, prepared once per connection.
+    struct ClaimingInsertStatement: PostgresPreparedStatement {
+        static let name = "pets_outbox_insert_claiming"
+        static let sql = query(OutboxRows(), claim: nil).sql
+        typealias Row = (Int64?, String?)
+        let rows: OutboxRows
+        let claim: InboxClaim?
+
+        static func query(_ rows: OutboxRows, claim: InboxClaim?) -> PostgresQuery {
+            """
+            WITH \(claiming: claim), queued AS (\(insertOutbox: rows) ORDER BY n RETURNING id, message_id)
+            SELECT id, message_id FROM queued UNION ALL \(duplicateMarker: claim)
+            """
+        }
+
+        func makeBindings() -> PostgresBindings { Self.query(rows, claim: claim).binds }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+}
+
+extension OutboxRows {
+    /// Pairs the `(id, message_id)` rows a claiming statement returned with the messages; throws `DuplicateMessage`
+    /// at its marker row (`\(duplicateMarker:)`).
+    public static func entries<Rows: AsyncSequence>(from rows: Rows, messages: [OutgoingMessage]) async throws
+        -> [OutboxEntry] where Rows.Element == (Int64?, String?)
+    {
+        var ids: [String: Int64] = [:]
+        var duplicate = false
+        for try await (id, messageID) in rows {
+            if let id, let messageID { ids[messageID] = id } else { duplicate = true }
+        }
+        if duplicate { throw DuplicateMessage() }
+        return messages.compactMap { outgoing in
+            ids[outgoing.message.messageID].map { OutboxEntry(id: $0, outgoing: outgoing) }
+        }
+    }
+}
