@@ -34,6 +34,7 @@ import pets.orders
 import pets.secrets
 import pets.websocket
 from pets.catalogue import SEED, Catalogue
+from pets.health import not_ready
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
 
@@ -359,26 +360,14 @@ def logs_at_start() -> dict[Path, int]:
 @pytest.fixture(scope="session", autouse=True)
 def system_is_up(logs_at_start):
     """Fail fast, with a clear message, when the system is not running."""
-    for name, url in SERVICES.items():
-        try:
-            response = requests.get(f"{url}/health", timeout=5)
-        except requests.RequestException as error:
-            pytest.exit(f"{name} is not reachable at {url}: {error}", returncode=2)
-        if response.status_code != 200:
-            pytest.exit(f"{name} at {url} is not ready: {response.status_code} {response.text}", returncode=2)
+    why = not_ready(SERVICES)
+    if why:
+        pytest.exit(why, returncode=2)
 
 
 def wait_healthy(timeout: float = 30.0) -> None:
     """Waits until every service answers /health 200 (after a test that may have upset one)."""
-    def healthy():
-        for url in SERVICES.values():
-            try:
-                if requests.get(f"{url}/health", timeout=3).status_code != 200:
-                    return False
-            except requests.RequestException:
-                return False
-        return True
-    wait_until(healthy, timeout, interval=0.5, message="every service healthy")
+    wait_until(lambda: not_ready(SERVICES, timeout=3) is None, timeout, interval=0.5, message="every service healthy")
 
 
 # Lines worth seeing in every run (the schemathesis counts), printed in pytest's summary.

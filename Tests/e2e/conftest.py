@@ -19,6 +19,7 @@ import requests
 import pets.orders
 import pets.websocket
 from pets.catalogue import Catalogue
+from pets.health import not_ready
 from pets.secrets import operator_headers
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
@@ -227,10 +228,6 @@ def stream_orders(accept: str | None = None) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session", autouse=True)
 def system_is_up():
     """Fail fast, with a clear message, when the system is not running."""
-    for name, url in SERVICES.items():
-        try:
-            response = requests.get(f"{url}/health", timeout=5)
-        except requests.RequestException as error:
-            pytest.exit(f"{name} is not reachable at {url}: {error}", returncode=2)
-        if response.status_code != 200:
-            pytest.exit(f"{name} at {url} is not ready: {response.status_code} {response.text}", returncode=2)
+    why = not_ready(SERVICES)
+    if why:
+        pytest.exit(why, returncode=2)
