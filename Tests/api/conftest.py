@@ -34,18 +34,18 @@ import pets.orders
 import pets.secrets
 import pets.websocket
 from pets.catalogue import SEED, Catalogue
-from pets.health import not_ready
+from pets.services import not_ready, url
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = REPO / "openapi.yaml"
 
-ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
-NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstrip("/")
-INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
-PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
-ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
+ORDER_URL = url("Order")
+NOTIFIER_URL = url("Notifier")
+INVENTORY_URL = url("Inventory")
+PAYMENT_URL = url("Payment")
+ORCHESTRATOR_URL = url("Orchestrator")
 SERVICES = {
     "Order": ORDER_URL,
     "Notifier": NOTIFIER_URL,

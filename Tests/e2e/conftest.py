@@ -19,16 +19,16 @@ import requests
 import pets.orders
 import pets.websocket
 from pets.catalogue import Catalogue
-from pets.health import not_ready
 from pets.secrets import operator_headers
+from pets.services import not_ready, url
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
 
-ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
-NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstrip("/")
-INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
-PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
-ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
+ORDER_URL = url("Order")
+NOTIFIER_URL = url("Notifier")
+INVENTORY_URL = url("Inventory")
+PAYMENT_URL = url("Payment")
+ORCHESTRATOR_URL = url("Orchestrator")
 # Every operator view and action needs the operator's bearer token (scripts/test exports it).
 OPERATOR = operator_headers()
 
@@ -41,7 +41,7 @@ SERVICES = {
 }
 
 HTTP_TIMEOUT = 10
-FOLLOW_TIMEOUT = 30.0
+FOLLOW_TIMEOUT = pets.websocket.FOLLOW_TIMEOUT
 
 CARD_NUMBER = pets.orders.CARD_NUMBER
 VALID_EXPIRY = pets.orders.VALID_EXPIRY

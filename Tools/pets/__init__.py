@@ -7,7 +7,7 @@ and Tools/bench) share, so that each thing is written once:
   pets.catalogue  the pets the shop sells, read from GET /catalogue; the seed's ids only for the tests of the seed
   pets.orders     order bodies, placing an order, what it costs
   pets.websocket  an order's status stream: the callback URL pointed at a Notifier, reading it to the end
-  pets.health     whether the services answer /health
+  pets.services   where the running system's services answer, and whether they are up
   pets.waiting    wait_until
 
 The suites find it through the `pythonpath` of their pytest.ini; the tools put Tools/ on sys.path in their

@@ -1,10 +1,21 @@
-"""Whether the services are up: each one's GET /health."""
+"""The running system's services: where each answers, and whether they are up (each one's GET /health)."""
 
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 import requests
+
+# scripts/up's ports; scripts/test exports PETS_<SERVICE>_URL for its own.
+DEFAULT_PORTS = {"Order": 8080, "Notifier": 8081, "Inventory": 8082, "Payment": 8083, "Orchestrator": 8084}
+
+
+def url(service: str) -> str:
+    """The base URL of a service (Order, Notifier, Inventory, Payment, Orchestrator): PETS_<SERVICE>_URL, else
+    scripts/up's port on 127.0.0.1."""
+    default = f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+    return os.environ.get(f"PETS_{service.upper()}_URL", default).rstrip("/")
 
 
 def not_ready(services: Mapping[str, str], timeout: float = 5) -> str | None:
