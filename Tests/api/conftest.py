@@ -34,18 +34,13 @@ import pets.orders
 import pets.secrets
 import pets.websocket
 from pets.catalogue import SEED, Catalogue
-from pets.services import not_ready, url
+from pets.services import INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, not_ready
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = REPO / "openapi.yaml"
 
-ORDER_URL = url("Order")
-NOTIFIER_URL = url("Notifier")
-INVENTORY_URL = url("Inventory")
-PAYMENT_URL = url("Payment")
-ORCHESTRATOR_URL = url("Orchestrator")
 SERVICES = {
     "Order": ORDER_URL,
     "Notifier": NOTIFIER_URL,

@@ -19,10 +19,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pets.catalogue import Catalogue
 from pets.orders import order_body, place_order
-from pets.services import url
+from pets.services import ORDER_URL
 
 REPO = Path(__file__).resolve().parents[2]
-ORDER_URL = url("Order")
 SCREENSHOTS = Path(os.environ.get("PETS_SCREENSHOTS") or REPO / ".pets" / "screenshots")
 CHROMIUM = os.environ.get("PETS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("PETS_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"

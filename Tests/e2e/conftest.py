@@ -20,15 +20,10 @@ import pets.orders
 import pets.websocket
 from pets.catalogue import Catalogue
 from pets.secrets import operator_headers
-from pets.services import not_ready, url
+from pets.services import INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, not_ready
 from pets.waiting import wait_until
 from pets.websocket import FINAL_STATUSES
 
-ORDER_URL = url("Order")
-NOTIFIER_URL = url("Notifier")
-INVENTORY_URL = url("Inventory")
-PAYMENT_URL = url("Payment")
-ORCHESTRATOR_URL = url("Orchestrator")
 # Every operator view and action needs the operator's bearer token (scripts/test exports it).
 OPERATOR = operator_headers()
 

@@ -18,6 +18,14 @@ def url(service: str) -> str:
     return os.environ.get(f"PETS_{service.upper()}_URL", default).rstrip("/")
 
 
+# Where the suites that test a running system (e2e, api, browser) reach it.
+ORDER_URL = url("Order")
+NOTIFIER_URL = url("Notifier")
+INVENTORY_URL = url("Inventory")
+PAYMENT_URL = url("Payment")
+ORCHESTRATOR_URL = url("Orchestrator")
+
+
 def not_ready(services: Mapping[str, str], timeout: float = 5) -> str | None:
     """Why the first of `services` (name -> base URL) that is not ready is not, or None when every /health
     answers 200."""
