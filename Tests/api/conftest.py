@@ -16,10 +16,9 @@ import os
 import re
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -31,14 +30,17 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+import pets.orders
+import pets.secrets
+import pets.websocket
+from pets.catalogue import SEED, Catalogue
+from pets.services import INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, not_ready
+from pets.waiting import wait_until
+from pets.websocket import FINAL_STATUSES
+
 REPO = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = REPO / "openapi.yaml"
 
-ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
-NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstrip("/")
-INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
-PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
-ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
 SERVICES = {
     "Order": ORDER_URL,
     "Notifier": NOTIFIER_URL,
@@ -53,16 +55,21 @@ PG_PORT = os.environ.get("PETS_PG_PORT", "5432")
 DATABASES = ("orders", "inventory", "payments", "orchestrator")
 
 HTTP_TIMEOUT = 10
-FINAL_STATUSES = {"success", "failed"}
 
-# The seed catalogue.
-FISH = "c7ced823-9d1b-4c36-8087-0b15208c94f7"
-CAT = "9305f481-8399-43de-9912-fd3d2b9f1069"
-PRODUCT_IDS = (
-    CAT, "417e0721-4317-41a6-bb57-54646ace9a0b", "81ad9dae-3f63-4e64-baac-a984dfc2fb28", FISH,
-    "1212b901-05c3-486e-af51-de54054604f8", "0d1b5d4d-1206-4462-842f-130a9545a08f",
-    "c2429581-7fd0-4ee5-b5c9-02a42be68db0", "3aad800f-44e2-445b-9bec-cbb7f0b14bef",
-)
+
+def served_catalogue() -> Catalogue:
+    """GET /catalogue, read once when the suite is collected: the tests' parameters name its products."""
+    try:
+        return Catalogue.fetch(ORDER_URL)
+    except OSError as error:
+        raise RuntimeError(f"GET {ORDER_URL}/catalogue failed ({error}); the API suite runs against a running "
+                           f"system (scripts/up, or the services scripts/test starts)") from None
+
+
+SHOP = served_catalogue()
+FISH = SHOP.id("Fish")
+CAT = SHOP.id("Cat")
+PRODUCT_IDS = tuple(SEED)  # what the shop must serve
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,16 +77,12 @@ PRODUCT_IDS = (
 
 
 def secret(name: str) -> str:
-    """A secret from the environment, else from .pets/secrets.env (KEY=value lines)."""
-    if os.environ.get(name):
-        return os.environ[name]
-    path = Path(os.environ.get("PETS_SECRETS_FILE", str(REPO / ".pets" / "secrets.env")))
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == name:
-                return value.strip().strip("'\"")
-    pytest.skip(f"{name} is neither exported nor in {path}")
+    """A secret from the environment, else from .pets/secrets.env (or PETS_SECRETS_FILE); skips the test without."""
+    path = Path(os.environ.get("PETS_SECRETS_FILE", str(pets.secrets.SECRETS_FILE)))
+    value = pets.secrets.secret(name, path)
+    if value is None:
+        pytest.skip(f"{name} is neither exported nor in {path}")
+    return value
 
 
 def operator_headers() -> dict[str, str]:
@@ -183,47 +186,27 @@ def unique_marker(label: str = "api") -> str:
 
 
 def order_body(*, marker: str | None = None, lines: Iterable[tuple[str, Any]] = ((FISH, 1),),
-               card_number: str = "4242424242424242", expiry: str = "12/30", post_code: str = "2880",
-               holder: str = "API Tester") -> dict[str, Any]:
+               card_number: str = pets.orders.CARD_NUMBER, expiry: str = pets.orders.VALID_EXPIRY,
+               post_code: str = "2880", holder: str = "API Tester") -> dict[str, Any]:
     """A valid order body; `marker` goes into the street address so the order can be found (or not) later."""
-    return {
-        "basket": [{"id": pid, "quantity": quantity} for pid, quantity in lines],
-        "shippingAddress": {"address": f"1 Test Street {marker or unique_marker()}", "city": "Copenhagen",
-                            "postCode": post_code},
-        "paymentDetail": {"cardNumber": card_number, "cardholderName": holder, "expiry": expiry, "ccv": "123"},
-    }
+    return pets.orders.order_body(lines, address=f"1 Test Street {marker or unique_marker()}", post_code=post_code,
+                                  card_number=card_number, holder=holder, expiry=expiry)
 
 
 def post(path: str, body: Any = None, *, raw: bytes | None = None, headers: dict[str, str] | None = None,
          timeout: float = HTTP_TIMEOUT) -> requests.Response:
-    all_headers = {"Content-Type": "application/json"}
-    all_headers.update(headers or {})
-    data = raw if raw is not None else json.dumps(body).encode()
-    return requests.post(f"{ORDER_URL}{path}", data=data, headers=all_headers, timeout=timeout)
+    return pets.orders.post_order(ORDER_URL, body, path=path, raw=raw, headers=headers, timeout=timeout)
 
 
 def place_order(body: dict[str, Any] | None = None, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    response = check_contract(post("/orders", body if body is not None else order_body(), headers=headers))
-    assert response.status_code == 202, f"expected 202, got {response.status_code}: {response.text}"
-    return response.json()
+    return pets.orders.accepted(
+        check_contract(post("/orders", body if body is not None else order_body(), headers=headers)))
 
 
 def get_order(order_id: str) -> dict[str, Any]:
     response = check_contract(requests.get(f"{ORDER_URL}/orders/{order_id}", timeout=HTTP_TIMEOUT))
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
-               message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
 
 
 def wait_for_final(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -250,10 +233,7 @@ def order_count() -> int:
 
 def ws_url(callback_url: str) -> str:
     """The callback URL re-pointed at PETS_NOTIFIER_URL (the public URL may name another host or port)."""
-    target = urlsplit(NOTIFIER_URL)
-    given = urlsplit(callback_url)
-    scheme = "wss" if target.scheme == "https" else "ws"
-    return urlunsplit((scheme, target.netloc, given.path, given.query, ""))
+    return pets.websocket.repoint(callback_url, NOTIFIER_URL)
 
 
 def notifier_ws(query: str) -> str:
@@ -375,26 +355,14 @@ def logs_at_start() -> dict[Path, int]:
 @pytest.fixture(scope="session", autouse=True)
 def system_is_up(logs_at_start):
     """Fail fast, with a clear message, when the system is not running."""
-    for name, url in SERVICES.items():
-        try:
-            response = requests.get(f"{url}/health", timeout=5)
-        except requests.RequestException as error:
-            pytest.exit(f"{name} is not reachable at {url}: {error}", returncode=2)
-        if response.status_code != 200:
-            pytest.exit(f"{name} at {url} is not ready: {response.status_code} {response.text}", returncode=2)
+    why = not_ready(SERVICES)
+    if why:
+        pytest.exit(why, returncode=2)
 
 
 def wait_healthy(timeout: float = 30.0) -> None:
     """Waits until every service answers /health 200 (after a test that may have upset one)."""
-    def healthy():
-        for url in SERVICES.values():
-            try:
-                if requests.get(f"{url}/health", timeout=3).status_code != 200:
-                    return False
-            except requests.RequestException:
-                return False
-        return True
-    wait_until(healthy, timeout, interval=0.5, message="every service healthy")
+    wait_until(lambda: not_ready(SERVICES, timeout=3) is None, timeout, interval=0.5, message="every service healthy")
 
 
 # Lines worth seeing in every run (the schemathesis counts), printed in pytest's summary.

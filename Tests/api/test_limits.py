@@ -17,7 +17,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import (HTTP_TIMEOUT, ORCHESTRATOR_URL, ORDER_URL, SERVICES, order_body, place_order,
+from conftest import (FISH, HTTP_TIMEOUT, ORCHESTRATOR_URL, ORDER_URL, SERVICES, order_body, place_order,
                       service_env, start_service, stop_service, token_of, wait_for_final, ws_url)
 
 IDLE_TIMEOUT = float(os.environ.get("PETS_HTTP_IDLE_TIMEOUT_SECONDS", "30"))
@@ -72,7 +72,7 @@ def test_idle_http_connection_is_closed():
 
 @pytest.mark.parametrize("url,path", [
     (ORDER_URL, "/orders"), (ORCHESTRATOR_URL, "/sagas/00000000-0000-0000-0000-000000000000/retry"),
-    (SERVICES["Inventory"], "/stock/c7ced823-9d1b-4c36-8087-0b15208c94f7"),
+    (SERVICES["Inventory"], f"/stock/{FISH}"),
 ])
 def test_request_body_over_limit_is_413(url, path):
     """Declared larger than the limit: refused at once, before the body is sent (or read)."""

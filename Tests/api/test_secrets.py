@@ -14,7 +14,7 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from conftest import (DATABASES, operator_headers, INVENTORY_URL, LOGS, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, log_offsets,
+from conftest import (DATABASES, FISH, operator_headers, INVENTORY_URL, LOGS, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, log_offsets,
                       new_log_text, notifier_ws, order_body, post, psql, secret, token_of, wait_for_final, ws_url)
 
 
@@ -51,7 +51,7 @@ def secret_card():
         (first, {"Idempotency-Key": key}),
         (first, {"Idempotency-Key": key}),  # replay
         (order_body(card_number=digits, expiry="12/19"), {}),  # cancelled after compensation
-        (order_body(card_number=digits, lines=(("c7ced823-9d1b-4c36-8087-0b15208c94f7", 11),)), {}),  # no stock
+        (order_body(card_number=digits, lines=((FISH, 11),)), {}),  # no stock
     ]:
         response = post("/orders", body, headers=headers)
         assert response.status_code == 202, response.text

@@ -24,30 +24,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import FINAL_STATUSES, NOTIFIER_URL, notifier_ws, place_order, token_of, wait_for_final, ws_url
+from pets.websocket import follow, read_until_final
 
-FOLLOW_TIMEOUT = 30.0
 SLOW_CLIENT_DROP_SECONDS = float(os.environ.get("PETS_WS_SLOW_CLIENT_DROP_SECONDS", "20"))
-
-
-def read_until_final(ws, timeout: float = FOLLOW_TIMEOUT) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    messages = []
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no final message within {timeout}s; got {messages}"
-        try:
-            message = ws.recv(timeout=remaining)
-        except TimeoutError:
-            raise AssertionError(f"no final message within {timeout}s; got {messages}") from None
-        assert isinstance(message, str), message
-        messages.append(json.loads(message))
-        if messages[-1].get("status") in FINAL_STATUSES:
-            return messages
-
-
-def follow(url: str, timeout: float = FOLLOW_TIMEOUT) -> list[dict]:
-    with connect(url, open_timeout=10, close_timeout=2) as ws:
-        return read_until_final(ws, timeout)
 
 
 def assert_whole_stream(messages: list[dict], order_id: str) -> None:

@@ -17,8 +17,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from pets.catalogue import Catalogue
+from pets.orders import order_body, place_order
+from pets.services import ORDER_URL
+
 REPO = Path(__file__).resolve().parents[2]
-ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
 SCREENSHOTS = Path(os.environ.get("PETS_SCREENSHOTS") or REPO / ".pets" / "screenshots")
 CHROMIUM = os.environ.get("PETS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = os.environ.get("PETS_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -182,9 +185,7 @@ def wait_outcome(driver: WebDriver, timeout: float = SAGA_TIMEOUT) -> str:
 
 
 def catalogue() -> dict[str, dict[str, Any]]:
-    response = requests.get(f"{ORDER_URL}/catalogue", timeout=HTTP_TIMEOUT)
-    response.raise_for_status()
-    return {p["title"]: p for p in response.json()}
+    return Catalogue.fetch(ORDER_URL).by_title
 
 
 def get_order(order_id: str) -> dict[str, Any]:
@@ -206,17 +207,11 @@ def wait_order_status(order_id: str, statuses: set[str], timeout: float = 30) ->
 
 def place_order_api(lines: list[tuple[str, int]], *, expiry: str = VALID_EXPIRY, post_code: str = "2880") -> str:
     """Places an order through the REST API (for the monitor tests); returns its id."""
-    products = catalogue()
-    body = {
-        "basket": [{"id": products[title]["id"], "title": title, "quantity": q} for title, q in lines],
-        "shippingAddress": {"address": "123 Some Street", "city": "Seoul", "postCode": post_code},
-        "paymentDetail": {"cardNumber": CARD_NUMBER, "cardholderName": "Kim Minji", "expiry": expiry, "ccv": "123"},
-    }
-    response = requests.post(
-        f"{ORDER_URL}/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=HTTP_TIMEOUT
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["orderId"]
+    shop = Catalogue.fetch(ORDER_URL)
+    body = order_body([(shop.id(title), q) for title, q in lines], address="123 Some Street", city="Seoul",
+                      post_code=post_code, card_number=CARD_NUMBER, holder="Kim Minji", expiry=expiry,
+                      titles=shop.titles())
+    return place_order(ORDER_URL, body, headers={"Idempotency-Key": str(uuid.uuid4())})["orderId"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,25 +6,26 @@ PETS_ORDER_URL, PETS_NOTIFIER_URL, PETS_INVENTORY_URL, PETS_PAYMENT_URL, PETS_OR
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
-from websockets.sync.client import connect
 
-ORDER_URL = os.environ.get("PETS_ORDER_URL", "http://127.0.0.1:8080").rstrip("/")
-NOTIFIER_URL = os.environ.get("PETS_NOTIFIER_URL", "http://127.0.0.1:8081").rstrip("/")
-INVENTORY_URL = os.environ.get("PETS_INVENTORY_URL", "http://127.0.0.1:8082").rstrip("/")
-PAYMENT_URL = os.environ.get("PETS_PAYMENT_URL", "http://127.0.0.1:8083").rstrip("/")
-ORCHESTRATOR_URL = os.environ.get("PETS_ORCHESTRATOR_URL", "http://127.0.0.1:8084").rstrip("/")
+import pets.orders
+import pets.websocket
+from pets.catalogue import Catalogue
+from pets.secrets import operator_headers
+from pets.services import INVENTORY_URL, NOTIFIER_URL, ORCHESTRATOR_URL, ORDER_URL, PAYMENT_URL, not_ready
+from pets.waiting import wait_until
+from pets.websocket import FINAL_STATUSES
+
 # Every operator view and action needs the operator's bearer token (scripts/test exports it).
-OPERATOR_TOKEN = os.environ.get("PETS_OPERATOR_TOKEN", "")
-OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+OPERATOR = operator_headers()
 
 SERVICES = {
     "order": ORDER_URL,
@@ -35,25 +36,20 @@ SERVICES = {
 }
 
 HTTP_TIMEOUT = 10
-FOLLOW_TIMEOUT = 30.0
-FINAL_STATUSES = {"success", "failed"}
+FOLLOW_TIMEOUT = pets.websocket.FOLLOW_TIMEOUT
 
-# The seed catalogue: id -> (title, unit price in dollars).
-CATALOGUE = {
-    "9305f481-8399-43de-9912-fd3d2b9f1069": ("Cat", 150),
-    "417e0721-4317-41a6-bb57-54646ace9a0b": ("Dog", 200),
-    "81ad9dae-3f63-4e64-baac-a984dfc2fb28": ("Bird", 30),
-    "c7ced823-9d1b-4c36-8087-0b15208c94f7": ("Fish", 10),
-    "1212b901-05c3-486e-af51-de54054604f8": ("Rabbit", 50),
-    "0d1b5d4d-1206-4462-842f-130a9545a08f": ("Hamster", 30),
-    "c2429581-7fd0-4ee5-b5c9-02a42be68db0": ("Pony", 3000),
-    "3aad800f-44e2-445b-9bec-cbb7f0b14bef": ("Chicken", 20),
-}
-ID = {title: pid for pid, (title, _) in CATALOGUE.items()}
-PRICE = {pid: price for pid, (_, price) in CATALOGUE.items()}
+CARD_NUMBER = pets.orders.CARD_NUMBER
+VALID_EXPIRY = pets.orders.VALID_EXPIRY
 
-CARD_NUMBER = "4242424242424242"
-VALID_EXPIRY = "12/30"
+
+@functools.cache
+def shop() -> Catalogue:
+    """The catalogue the running system serves (read once, when a test first needs it)."""
+    return Catalogue.fetch(ORDER_URL)
+
+
+def product_id(title: str) -> str:
+    return shop().id(title)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -69,56 +65,27 @@ def order_body(
     address: str | None = None,
 ) -> dict[str, Any]:
     """A valid order body. `lines` are (title or product id, quantity)."""
-    basket = []
-    for product, quantity in lines:
-        pid = ID.get(product, product)
-        line: dict[str, Any] = {"id": pid, "quantity": quantity}
-        if pid in CATALOGUE:
-            line["title"] = CATALOGUE[pid][0]
-        basket.append(line)
-    return {
-        "basket": basket,
-        "shippingAddress": {
-            "address": address or f"1 Test Street ({uuid.uuid4().hex[:8]})",
-            "city": "Copenhagen",
-            "postCode": post_code,
-        },
-        "paymentDetail": {
-            "cardNumber": card_number,
-            "cardholderName": "E2E Tester",
-            "expiry": expiry,
-            "ccv": "123",
-        },
-    }
-
-
-def shipping_cost(post_code: str) -> float:
-    return int(post_code[-1]) / 2 + 2
+    by_title = shop().by_title
+    return pets.orders.order_body(
+        [(by_title[product]["id"] if product in by_title else product, quantity) for product, quantity in lines],
+        address=address or f"1 Test Street ({uuid.uuid4().hex[:8]})", post_code=post_code, expiry=expiry,
+        card_number=card_number, holder="E2E Tester", titles=shop().titles())
 
 
 def items_total(body: dict[str, Any]) -> float:
-    return sum(PRICE[line["id"]] * line["quantity"] for line in body["basket"])
+    return sum(shop().price(line["id"]) * line["quantity"] for line in body["basket"])
 
 
 def post_order(body: Any, *, path: str = "/orders", headers: dict[str, str] | None = None,
                raw: bytes | None = None) -> requests.Response:
     """POST an order as JSON (or raw bytes) and return the response, whatever its status."""
-    all_headers = {"Content-Type": "application/json"}
-    all_headers.update(headers or {})
-    data = raw if raw is not None else json.dumps(body).encode()
-    return requests.post(f"{ORDER_URL}{path}", data=data, headers=all_headers, timeout=HTTP_TIMEOUT)
+    return pets.orders.post_order(ORDER_URL, body, path=path, headers=headers, raw=raw)
 
 
 def place_order(body: dict[str, Any] | None = None, *, path: str = "/orders",
                 headers: dict[str, str] | None = None) -> dict[str, Any]:
     """Place an order that must be accepted; returns the 202 body (status, orderId, clientCallbackUrl)."""
-    response = post_order(body if body is not None else order_body(), path=path, headers=headers)
-    assert response.status_code == 202, f"expected 202, got {response.status_code}: {response.text}"
-    placed = response.json()
-    assert placed["status"] == "placed", placed
-    assert placed["orderId"], placed
-    assert placed["clientCallbackUrl"].startswith("ws"), placed
-    return placed
+    return pets.orders.place_order(ORDER_URL, body if body is not None else order_body(), path=path, headers=headers)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,10 +96,7 @@ def ws_url(callback_url: str) -> str:
     """The callback URL as given, or re-pointed at PETS_NOTIFIER_URL when that is set explicitly."""
     if "PETS_NOTIFIER_URL" not in os.environ:
         return callback_url
-    target = urlsplit(NOTIFIER_URL)
-    given = urlsplit(callback_url)
-    scheme = "wss" if target.scheme == "https" else "ws"
-    return urlunsplit((scheme, target.netloc, given.path, given.query, given.fragment))
+    return pets.websocket.repoint(callback_url, NOTIFIER_URL)
 
 
 def with_query(callback_url: str, query: str) -> str:
@@ -147,27 +111,9 @@ def recv_json(ws, timeout: float) -> dict[str, Any]:
     return json.loads(message)
 
 
-def read_until_final(ws, timeout: float = FOLLOW_TIMEOUT) -> list[dict[str, Any]]:
-    """Reads messages from an open connection until the final one (success/failed)."""
-    deadline = time.monotonic() + timeout
-    messages: list[dict[str, Any]] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no final message within {timeout}s; got {messages}")
-        try:
-            message = recv_json(ws, remaining)
-        except TimeoutError:
-            raise AssertionError(f"no final message within {timeout}s; got {messages}") from None
-        messages.append(message)
-        if message.get("status") in FINAL_STATUSES:
-            return messages
-
-
 def follow(callback_url: str, timeout: float = FOLLOW_TIMEOUT) -> list[dict[str, Any]]:
     """Connects to an order's WebSocket and returns every message up to and including the final one."""
-    with connect(ws_url(callback_url), open_timeout=10, close_timeout=2) as ws:
-        return read_until_final(ws, timeout)
+    return pets.websocket.follow(ws_url(callback_url), timeout)
 
 
 def assert_well_formed_stream(messages: list[dict[str, Any]], order_id: str) -> None:
@@ -184,18 +130,6 @@ def assert_well_formed_stream(messages: list[dict[str, Any]], order_id: str) -> 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading state
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
 
 
 def get_order(order_id: str) -> dict[str, Any]:
@@ -289,10 +223,6 @@ def stream_orders(accept: str | None = None) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session", autouse=True)
 def system_is_up():
     """Fail fast, with a clear message, when the system is not running."""
-    for name, url in SERVICES.items():
-        try:
-            response = requests.get(f"{url}/health", timeout=5)
-        except requests.RequestException as error:
-            pytest.exit(f"{name} is not reachable at {url}: {error}", returncode=2)
-        if response.status_code != 200:
-            pytest.exit(f"{name} at {url} is not ready: {response.status_code} {response.text}", returncode=2)
+    why = not_ready(SERVICES)
+    if why:
+        pytest.exit(why, returncode=2)

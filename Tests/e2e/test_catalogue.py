@@ -1,14 +1,15 @@
 """The catalogue a shopper sees."""
 
-from conftest import CATALOGUE, catalogue, catalogue_stock, inventory_stock, wait_until
+from conftest import catalogue, catalogue_stock, inventory_stock, wait_until
+from pets.catalogue import SEED
 
 
 def test_catalogue_matches_the_seed():
     items = catalogue()
     assert len(items) == 8
     by_id = {item["id"]: item for item in items}
-    assert set(by_id) == set(CATALOGUE)
-    for pid, (title, price) in CATALOGUE.items():
+    assert set(by_id) == set(SEED)
+    for pid, (title, price) in SEED.items():
         item = by_id[pid]
         assert item["title"] == title
         assert item["unitPrice"] == price
@@ -18,6 +19,6 @@ def test_catalogue_matches_the_seed():
 
 def test_catalogue_stock_agrees_with_inventory():
     authoritative = inventory_stock()
-    assert set(authoritative) == set(CATALOGUE)
+    assert set(authoritative) == set(SEED)
     wait_until(lambda: catalogue_stock() == inventory_stock(), timeout=5,
                message="catalogue stock equal to Inventory's stock")

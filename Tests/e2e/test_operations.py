@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from conftest import (
-    ID, OPERATOR, ORCHESTRATOR_URL, SERVICES, catalogue_stock, follow, inventory_stock, order_body, place_order,
-    sagas_for, set_stock, wait_until,
+    OPERATOR, ORCHESTRATOR_URL, SERVICES, catalogue_stock, follow, inventory_stock, order_body, place_order,
+    sagas_for, set_stock, shop, wait_until,
 )
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? [-+0-9.eEinfaINFA]+( [0-9]+)?$')
@@ -120,21 +120,22 @@ def test_logs_are_structured_and_carry_the_order_id():
 
 def test_operator_restocks_a_sold_out_pet_and_the_catalogue_follows():
     """A shop that sells out is not stuck until its database is reset: the operator sets the stock again."""
-    pony = ID["Pony"]
-    before = inventory_stock()[pony]
+    dearest = shop().dearest()  # the seed's pony
+    pid = dearest["id"]
+    before = inventory_stock()[pid]
     try:
-        restocked = set_stock(pony, 1)
-        assert restocked == {"productId": pony, "title": "Pony", "stock": 1}, restocked
-        wait_until(lambda: catalogue_stock()[pony] == 1, message="the catalogue showing the one pony left")
-        sold_out = place_order(order_body([("Pony", 2)]))
+        restocked = set_stock(pid, 1)
+        assert restocked == {"productId": pid, "title": dearest["title"], "stock": 1}, restocked
+        wait_until(lambda: catalogue_stock()[pid] == 1, message="the catalogue showing the one left")
+        sold_out = place_order(order_body([(pid, 2)]))
         final = follow(sold_out["clientCallbackUrl"])[-1]
         assert final["status"] == "failed" and final["message"] == "Error, insufficient inventory", final
 
-        set_stock(pony, 5)
-        assert inventory_stock()[pony] == 5
-        wait_until(lambda: catalogue_stock()[pony] == 5, message="the catalogue following the restock")
-        placed = place_order(order_body([("Pony", 2)]))
+        set_stock(pid, 5)
+        assert inventory_stock()[pid] == 5
+        wait_until(lambda: catalogue_stock()[pid] == 5, message="the catalogue following the restock")
+        placed = place_order(order_body([(pid, 2)]))
         assert follow(placed["clientCallbackUrl"])[-1]["status"] == "success"
-        wait_until(lambda: catalogue_stock()[pony] == 3, message="the catalogue following the sale")
+        wait_until(lambda: catalogue_stock()[pid] == 3, message="the catalogue following the sale")
     finally:
-        set_stock(pony, before)
+        set_stock(pid, before)

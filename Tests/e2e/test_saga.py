@@ -3,16 +3,17 @@
 import pytest
 
 from conftest import (
-    CARD_NUMBER, ID, assert_well_formed_stream, catalogue_stock, follow, inventory_stock, items_total, order_body,
-    payments, place_order, reservations, sagas_for, shipping_cost, wait_for_history, wait_until,
+    CARD_NUMBER, assert_well_formed_stream, catalogue_stock, follow, inventory_stock, items_total, order_body,
+    payments, place_order, product_id, reservations, sagas_for, wait_for_history, wait_until,
 )
+from pets.orders import shipping_cost
 
 STEPS = ["reserveInventory", "calculateShipping", "processPayment", "completeOrder"]
 
 
 def test_completed_two_pet_order():
     body = order_body([("Hamster", 2), ("Chicken", 3)], post_code="2887")
-    products = [ID["Hamster"], ID["Chicken"]]
+    products = [product_id("Hamster"), product_id("Chicken")]
     before = inventory_stock()
 
     placed = place_order(body)
@@ -38,14 +39,14 @@ def test_completed_two_pet_order():
     assert order["cardLast4"] == CARD_NUMBER[-4:]
     assert order["shippingAddress"] == body["shippingAddress"]
     assert [(line["id"], line["quantity"], line["unitPrice"]) for line in order["basket"]] == \
-        [(ID["Hamster"], 2, 30), (ID["Chicken"], 3, 20)]
+        [(product_id("Hamster"), 2, 30), (product_id("Chicken"), 3, 20)]
     assert not order.get("errorMessage")
     assert [(h["seq"], h["status"], h.get("step")) for h in order["history"]] == \
         [(m["seq"], m["status"], m.get("step")) for m in messages]
 
     after = inventory_stock()
-    assert after[ID["Hamster"]] == before[ID["Hamster"]] - 2
-    assert after[ID["Chicken"]] == before[ID["Chicken"]] - 3
+    assert after[product_id("Hamster")] == before[product_id("Hamster")] - 2
+    assert after[product_id("Chicken")] == before[product_id("Chicken")] - 3
     wait_until(lambda: all(catalogue_stock()[p] == after[p] for p in products), timeout=5,
                message="catalogue stock catching up with Inventory")
 
@@ -85,7 +86,7 @@ def _assert_cancelled_without_trace(order_id, messages, before, products, messag
 @pytest.mark.parametrize("expiry", ["12/19", "13/30"], ids=["expired", "month-13"])
 def test_invalid_card_is_refused_and_stock_released(expiry):
     body = order_body([("Bird", 2), ("Rabbit", 1)], post_code="2883", expiry=expiry)
-    products = [ID["Bird"], ID["Rabbit"]]
+    products = [product_id("Bird"), product_id("Rabbit")]
     before = inventory_stock()
 
     placed = place_order(body)
@@ -112,7 +113,7 @@ def test_invalid_card_is_refused_and_stock_released(expiry):
 def test_quantity_over_ten_fails_for_insufficient_inventory():
     body = order_body([("Fish", 11)], post_code="2881")
     before = inventory_stock()
-    assert before[ID["Fish"]] >= 11, "the test needs more than 11 fish in stock"
+    assert before[product_id("Fish")] >= 11, "the test needs more than 11 fish in stock"
 
     placed = place_order(body)
     order_id = placed["orderId"]
@@ -124,7 +125,7 @@ def test_quantity_over_ten_fails_for_insufficient_inventory():
     assert not [m for m in messages if m["status"] == "stepSucceeded"], messages
 
     _, ledger = _assert_cancelled_without_trace(
-        order_id, messages, before, [ID["Fish"]], "Error, insufficient inventory")
+        order_id, messages, before, [product_id("Fish")], "Error, insufficient inventory")
     assert ledger["ledger"] == []
     assert [r["status"] for r in reservations(order_id)] in ([], ["rejected"])
 
@@ -156,4 +157,4 @@ def test_several_orders_at_once_each_get_their_own_complete_stream():
         assert_well_formed_stream(messages, order_id)
         assert messages[-1]["status"] == "success"
         assert messages[-1]["amountPaid"] == pytest.approx(20 + shipping_cost(body["shippingAddress"]["postCode"]))
-    assert inventory_stock()[ID["Chicken"]] == before[ID["Chicken"]] - 5
+    assert inventory_stock()[product_id("Chicken")] == before[product_id("Chicken")] - 5

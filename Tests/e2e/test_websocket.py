@@ -8,9 +8,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import (
-    FINAL_STATUSES, assert_well_formed_stream, follow, get_order, order_body, place_order, read_until_final,
+    FINAL_STATUSES, assert_well_formed_stream, follow, get_order, order_body, place_order,
     recv_json, wait_for_order_status, wait_until, with_query, ws_url,
 )
+from pets.websocket import read_until_final
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ saga's timeline, the payment ledger, the reservation, plus the last lines of eve
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -33,9 +34,14 @@ from typing import Any, Callable, Iterable
 
 import pytest
 import requests
-from websockets.sync.client import connect
 
-REPO = Path(__file__).resolve().parents[2]
+# Modules, not `import pets...`: the fixture below is called `pets`.
+from pets import REPO, libsh, orders, waiting, websocket
+from pets.catalogue import Catalogue
+from pets.orders import shipping_cost
+from pets.secrets import operator_headers
+from pets.websocket import FINAL_STATUSES
+
 STATE = REPO / ".pets" / "faults"
 PETS_BIN = Path(os.environ.get("PETS_BIN") or REPO / ".build" / "debug")
 SERVICE_NAMES = ("Inventory", "Payment", "Orchestrator", "Order", "Notifier")
@@ -73,20 +79,6 @@ HTTP_TIMEOUT = 10
 # How a Swift process that died by itself announces it (an injected crash is a silent SIGKILL instead).
 CRASH = re.compile(r"Program crashed|Fatal error|fatal error:")
 BACKTRACE_NOISE = re.compile(r"^\s*$|^\s*\d+ |^\s*r\w+ 0x|^\s*0x[0-9a-f]+|^(cs|rflags|Registers|Images|Backtrace took|Platform:)|^Thread \d+ \"[^\"]*\":$|^\.\.\.$")
-FINAL_STATUSES = {"success", "failed"}
-
-# The seed catalogue: title -> (product id, unit price in dollars).
-PRODUCTS = {
-    "Cat": ("9305f481-8399-43de-9912-fd3d2b9f1069", 150),
-    "Dog": ("417e0721-4317-41a6-bb57-54646ace9a0b", 200),
-    "Bird": ("81ad9dae-3f63-4e64-baac-a984dfc2fb28", 30),
-    "Fish": ("c7ced823-9d1b-4c36-8087-0b15208c94f7", 10),
-    "Rabbit": ("1212b901-05c3-486e-af51-de54054604f8", 50),
-    "Hamster": ("0d1b5d4d-1206-4462-842f-130a9545a08f", 30),
-    "Pony": ("c2429581-7fd0-4ee5-b5c9-02a42be68db0", 3000),
-    "Chicken": ("3aad800f-44e2-445b-9bec-cbb7f0b14bef", 20),
-}
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # The system under test
@@ -104,20 +96,15 @@ class System:
     # -- lib.sh -------------------------------------------------------------------------------------------------
 
     def env(self, knobs: dict[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PETS_") and k != "LOG_LEVEL"}
-        env.update({k: str(v) for k, v in PORTS.items()})
-        env.update(PETS_STATE=str(self.state), PETS_BIN=str(PETS_BIN), PETS_FAULTS_FILE=str(self.faults_file),
-                   LOG_LEVEL="info", PETS_HEALTH_TIMEOUT="90")
-        env.update(knobs or {})
-        return env
+        return libsh.environment(PORTS, PETS_STATE=self.state, PETS_BIN=PETS_BIN, PETS_FAULTS_FILE=self.faults_file,
+                                 LOG_LEVEL="info", PETS_HEALTH_TIMEOUT="90", **(knobs or {}))
 
     def lib(self, commands: str, knobs: dict[str, str] | None = None, timeout: float = 240) -> None:
         """Runs `commands` in bash after sourcing lib.sh (defaults and secrets loaded); fails with its output."""
-        script = f"source {shlex.quote(str(REPO / 'scripts' / 'lib.sh'))}; pets_defaults; pets_secrets; {commands}"
         # A file, not a pipe: processes started in the background must not keep our read end open.
         with tempfile.TemporaryFile() as out:
-            result = subprocess.run(["bash", "-c", script], env=self.env(knobs), cwd=REPO, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+            result = libsh.run(f"pets_secrets && {commands}", self.env(knobs), timeout=timeout, stdout=out,
+                               stderr=subprocess.STDOUT)
             out.seek(0)
             output = out.read().decode(errors="replace")
         if result.returncode != 0:
@@ -127,10 +114,8 @@ class System:
         """Runs `statement` as the superuser on one service's database; returns its rows (as text).
 
         For what no API shows: a stored saga to corrupt, rows to age."""
-        script = (f"source {shlex.quote(str(REPO / 'scripts' / 'lib.sh'))}; pets_defaults; "
-                  f"pets_psql -At -F $'\\t' -d {shlex.quote(database)} -c {shlex.quote(statement)}")
-        result = subprocess.run(["bash", "-c", script], env=self.env(self.knobs), cwd=REPO, stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, timeout=30)
+        result = libsh.run(f"pets_psql -At -F $'\\t' -d {shlex.quote(database)} -c {shlex.quote(statement)}",
+                           self.env(self.knobs), timeout=30, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"psql on {database} failed: {statement}\n{result.stderr}")
         return [line.split("\t") for line in result.stdout.splitlines() if line]
@@ -169,23 +154,12 @@ class System:
     # -- processes ----------------------------------------------------------------------------------------------
 
     def pid(self, service: str) -> int | None:
-        try:
-            return int((self.state / "pids" / f"{service}.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return libsh.read_pid(self.state / "pids" / f"{service}.pid")
 
     @staticmethod
     def is_running(pid: int | None, service: str) -> bool:
         """True while `pid` is a live (not zombie) process of that binary."""
-        if pid is None:
-            return False
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
-            return False
-        state = stat.rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X") and argv0.rsplit("/", 1)[-1] == service
+        return libsh.is_running(pid, service)
 
     def all_alive(self) -> bool:
         return all(self.is_running(self.pid(name), name) for name in SERVICE_NAMES)
@@ -313,32 +287,14 @@ def pytest_runtest_makereport(item, call):
 # Talking to the services
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except requests.RequestException as error:  # a service restarting: try again
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+# A service restarting answers nothing for a moment: that is "not yet".
+wait_until = functools.partial(waiting.wait_until, retrying=(requests.RequestException,))
 
 
-def operator_headers() -> dict[str, str]:
-    """The operator credential (every operator view and action needs it), from .pets/secrets.env as lib.sh made it."""
-    token = os.environ.get("PETS_OPERATOR_TOKEN", "")
-    secrets = REPO / ".pets" / "secrets.env"
-    if not token and secrets.is_file():
-        for line in secrets.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "PETS_OPERATOR_TOKEN":
-                token = value.strip()
-    return {"Authorization": f"Bearer {token}"}
+@functools.cache
+def shop() -> Catalogue:
+    """The catalogue the private system serves (read once, when a test first needs it)."""
+    return Catalogue.fetch(ORDER_URL)
 
 
 def get_json(url: str, **params: Any) -> Any:
@@ -348,28 +304,19 @@ def get_json(url: str, **params: Any) -> Any:
 
 
 def order_body(lines: Iterable[tuple[str, int]], *, expiry: str = "12/30", post_code: str = "2880") -> dict:
-    return {
-        "basket": [{"id": PRODUCTS[title][0], "title": title, "quantity": quantity} for title, quantity in lines],
-        "shippingAddress": {"address": f"1 Fault Street ({uuid.uuid4().hex[:8]})", "city": "Copenhagen",
-                            "postCode": post_code},
-        "paymentDetail": {"cardNumber": "4242424242424242", "cardholderName": "Fault Tester", "expiry": expiry,
-                          "ccv": "123"},
-    }
+    """An order of (title, quantity) lines."""
+    return orders.order_body([(shop().id(title), quantity) for title, quantity in lines],
+                                  address=f"1 Fault Street ({uuid.uuid4().hex[:8]})", post_code=post_code,
+                                  holder="Fault Tester", expiry=expiry, titles=shop().titles())
 
 
 def amount_cents(body: dict) -> int:
-    prices = {pid: price for pid, price in PRODUCTS.values()}
-    items = sum(prices[line["id"]] * line["quantity"] for line in body["basket"])
-    shipping = int(body["shippingAddress"]["postCode"][-1]) / 2 + 2
-    return round((items + shipping) * 100)
+    items = sum(shop().price(line["id"]) * line["quantity"] for line in body["basket"])
+    return round((items + shipping_cost(body["shippingAddress"]["postCode"])) * 100)
 
 
 def place_order(body: dict) -> dict:
-    response = requests.post(f"{ORDER_URL}/orders", json=body, timeout=HTTP_TIMEOUT)
-    assert response.status_code == 202, f"POST /orders: expected 202, got {response.status_code}: {response.text}"
-    placed = response.json()
-    assert placed.get("orderId") and placed.get("clientCallbackUrl"), placed
-    return placed
+    return orders.place_order(ORDER_URL, body)
 
 
 def get_order(order_id: str) -> dict:
@@ -398,7 +345,7 @@ def history(order_id: str, step: str | None = None, kind: str | None = None) -> 
 
 def stock(title: str) -> int:
     """Stock on hand of one product, as Inventory (the owner of the stock) reports it."""
-    pid = PRODUCTS[title][0]
+    pid = shop().id(title)
     [row] = [row for row in get_json(f"{INVENTORY_URL}/stock") if row["productId"] == pid]
     return row["stock"]
 
@@ -423,32 +370,12 @@ def metric(service: str, name: str, **labels: str) -> float:
 
 def ws_url(placed: dict) -> str:
     """The order's clientCallbackUrl, pointed at our Notifier (its host is `localhost`, its port ours)."""
-    return placed["clientCallbackUrl"].replace("ws://localhost:", "ws://127.0.0.1:")
-
-
-def read_until(ws, statuses: set[str], timeout: float, seen: list[dict]) -> dict:
-    """Reads WebSocket messages (appending them to `seen`) until one has a status in `statuses`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no WebSocket message with status in {sorted(statuses)} within {timeout}s; "
-                                 f"got {[m.get('status') for m in seen]}")
-        try:
-            message = json.loads(ws.recv(timeout=remaining))
-        except TimeoutError:
-            continue
-        seen.append(message)
-        if message.get("status") in statuses:
-            return message
+    return websocket.repoint(placed["clientCallbackUrl"], URL["Notifier"])
 
 
 def follow(placed: dict, timeout: float = 60) -> list[dict]:
     """Every WebSocket message of the order, up to and including the final one."""
-    seen: list[dict] = []
-    with connect(ws_url(placed), open_timeout=10, close_timeout=2) as ws:
-        read_until(ws, FINAL_STATUSES, timeout, seen)
-    return seen
+    return websocket.follow(ws_url(placed), timeout)
 
 
 def assert_well_formed(messages: list[dict], order_id: str) -> None:

@@ -10,9 +10,10 @@ from websockets.sync.client import connect
 
 from conftest import (
     FINAL_STATUSES, ORCHESTRATOR_URL, amount_cents, assert_well_formed, follow, get_json, get_order, history,
-    metric, operator_headers, order_body, payments, place_order, read_until, saga, stock, wait_for_order,
+    metric, operator_headers, order_body, payments, place_order, saga, stock, wait_for_order,
     wait_until, ws_url,
 )
+from pets.websocket import read_until
 
 
 def charges(ledger: dict) -> list[dict]:

@@ -13,9 +13,10 @@ import time
 from websockets.sync.client import connect
 
 from conftest import (
-    FINAL_STATUSES, follow, metric, order_body, payments, place_order, read_until, wait_for_order, wait_until,
+    FINAL_STATUSES, follow, metric, order_body, payments, place_order, wait_for_order, wait_until,
     ws_url,
 )
+from pets.websocket import read_until
 
 
 def test_sessions_whose_history_fetch_fails_are_made_whole_when_the_orchestrator_answers_again(pets):
