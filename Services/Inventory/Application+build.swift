@@ -10,7 +10,8 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let runtime = try ServiceRuntime(
         configuration: configuration, migrations: InventorySchema.migrations, logger: logger)
     let initialStock = try configuration.environment.int("PETS_INITIAL_STOCK", default: 1_000)
-    let store = StockStore(logger: logger)
+    let announcer = StockAnnouncer(client: runtime.postgres, publisher: runtime.publisher, logger: logger)
+    let store = StockStore(logger: logger, stockChanged: { announcer.changed() })
     let credential = try OperatorCredential(environment: configuration.environment, service: "Inventory")
 
     var commands = CommandRouter()
@@ -35,6 +36,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         // One batch at a time: a batch locks the stock rows of all its reservations until it commits, and two
         // batches locking the same products in different message orders would deadlock.
         runtime.consume(commands, concurrency: 1),
+        announcer,
         try runtime.retention())
     app.beforeServerStarts {
         try await runtime.migrateWhenReachable(seed: { try await store.seed($0, initialStock: initialStock) })

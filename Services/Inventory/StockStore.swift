@@ -13,6 +13,8 @@ struct StockStore: Sendable {
     static let maximumQuantityPerLine = 10
 
     let logger: Logger
+    /// Called when a reservation or release has changed stock levels (see `StockAnnouncer`).
+    var stockChanged: @Sendable () -> Void = {}
 
     /// Inserts the seed products with `initialStock` each (existing rows keep their stock), then announces every
     /// product's level so the catalogue projection starts right.
@@ -90,9 +92,10 @@ struct StockStore: Sendable {
                 metadata: ["productId": "\(id)", "wanted": "\(wanted[id]!)", "onHand": "\(onHand[id] ?? 0)"])
             return try await reject(command, FailureMessages.insufficientInventory, connection)
         }
-        let levels = try await move(
+        try await move(
             productIds.map { -wanted[$0]! }, of: productIds, settling: command.sagaId, as: "reserved", connection)
-        return .succeeded(events: [try stockEvent(levels)])
+        stockChanged()
+        return .succeeded()
     }
 
     @Sendable
@@ -118,9 +121,10 @@ struct StockStore: Sendable {
         _ = try await connection.query(
             "SELECT id FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger
         ).collect()
-        let levels = try await move(
+        try await move(
             productIds.map { returned[$0]! }, of: productIds, settling: command.sagaId, as: "released", connection)
-        return .succeeded(events: [try stockEvent(levels)])
+        stockChanged()
+        return .succeeded()
     }
 
     // MARK: Helpers
@@ -132,12 +136,12 @@ struct StockStore: Sendable {
     }
 
     /// Adds `deltas` to the stock of `productIds` (rows the caller has locked, in id order) and sets the saga's
-    /// reservation to `status`, in one statement; returns the new levels.
+    /// reservation to `status`, in one statement.
     private func move(
         _ deltas: [Int], of productIds: [String], settling sagaId: String, as status: String,
         _ connection: PostgresConnection
-    ) async throws -> [StockLevels.Level] {
-        let rows = try await connection.query(
+    ) async throws {
+        try await connection.query(
             """
             WITH settled AS (
                 UPDATE reservations SET status = \(status), updated_at = now() WHERE saga_id = \(sagaId)
@@ -145,14 +149,8 @@ struct StockStore: Sendable {
             UPDATE products SET stock = products.stock + d.delta, version = products.version + 1
             FROM unnest(\(productIds)::text[], \(deltas)::int8[]) AS d(id, delta)
             WHERE products.id = d.id
-            RETURNING products.id, products.stock, products.version
             """,
             logger: logger)
-        var levels: [StockLevels.Level] = []
-        for try await (id, stock, version) in rows.decode((String, Int, Int64).self) {
-            levels.append(.init(productId: id, stock: stock, version: version))
-        }
-        return levels.sorted { $0.productId < $1.productId }
     }
 
     /// Inserts the saga's reservation row with `status` unless one exists, and returns the row, locked either way
