@@ -19,7 +19,7 @@ final class SessionLimits: @unchecked Sendable {
     }
 
     /// `PETS_WS_MAX_SESSIONS_PER_ORDER` (default 16) and `PETS_WS_MAX_SESSIONS` (default 10000).
-    convenience init(environment: Environment) throws {
+    convenience init(environment: ServiceEnvironment) throws {
         let perOrder = try environment.int("PETS_WS_MAX_SESSIONS_PER_ORDER", default: 16)
         let total = try environment.int("PETS_WS_MAX_SESSIONS", default: 10_000)
         guard perOrder >= 1, total >= perOrder else {

@@ -3,8 +3,9 @@ import Foundation
 import Logging
 import Persistence
 
-/// Reads settings from environment variables, with the defaults the README documents.
-public struct Environment: Sendable {
+/// Reads settings from environment variables, with the defaults the README documents. (Named so as not to shadow
+/// Hummingbird's `Environment`, which every service also imports.)
+public struct ServiceEnvironment: Sendable {
     private let values: [String: String]
 
     public init(_ values: [String: String] = ProcessInfo.processInfo.environment) {
@@ -52,11 +53,13 @@ public struct ServiceConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Idle timeout and body size limit of the service's HTTP server.
     public var httpLimits: HTTPLimits
-    public var environment: Environment
+    public var environment: ServiceEnvironment
 
     /// - Parameters:
     ///   - defaultDatabase: the service's database (and role) name; nil for a service without one.
-    public init(name: String, defaultPort: Int, defaultDatabase: String?, environment: Environment = Environment())
+    public init(
+        name: String, defaultPort: Int, defaultDatabase: String?, environment: ServiceEnvironment = ServiceEnvironment()
+    )
         throws
     {
         self.name = name
@@ -88,7 +91,7 @@ public struct ServiceConfiguration: Sendable {
     /// repeats it: they name the variable and show the URL with the password masked.
     /// The broker: `PETS_AMQP_URLS` (one URL per cluster node, comma separated) wins over `PETS_AMQP_URL` (one
     /// node); `PETS_AMQP_HEARTBEAT_SECONDS` (default 10) sets the heartbeat interval.
-    static func amqp(_ environment: Environment, connectionName: String) throws -> AMQPConfiguration {
+    static func amqp(_ environment: ServiceEnvironment, connectionName: String) throws -> AMQPConfiguration {
         let list = (environment.optionalString("PETS_AMQP_URLS") ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let variable = list.isEmpty ? "PETS_AMQP_URL" : "PETS_AMQP_URLS"

@@ -18,7 +18,7 @@ public struct HTTPLimits: Sendable {
     }
 
     /// `PETS_HTTP_IDLE_TIMEOUT_SECONDS` (default 30) and `PETS_HTTP_MAX_BODY_BYTES` (default 65536).
-    public init(environment: Environment) throws {
+    public init(environment: ServiceEnvironment) throws {
         let idle = try environment.double("PETS_HTTP_IDLE_TIMEOUT_SECONDS", default: 30)
         guard idle > 0, idle <= 3_600 else {
             throw ConfigurationError("PETS_HTTP_IDLE_TIMEOUT_SECONDS must be more than 0 and at most 3600, got \(idle)")

@@ -46,7 +46,7 @@ public struct MessageRetryPolicy: Sendable {
     }
 
     /// From `PETS_MESSAGE_DEADLINE_SECONDS`, `PETS_MESSAGE_ATTEMPTS` and `PETS_MESSAGE_DELIVERIES`.
-    public init(environment: Environment) throws {
+    public init(environment: ServiceEnvironment) throws {
         self.init(
             attemptDeadline: try environment.double("PETS_MESSAGE_DEADLINE_SECONDS", default: 30),
             attemptsPerDelivery: try environment.int("PETS_MESSAGE_ATTEMPTS", default: 8),

@@ -14,7 +14,7 @@ public struct OperatorCredential: Sendable {
     }
 
     /// Reads `PETS_OPERATOR_TOKEN`, refusing a missing, placeholder or short one.
-    public init(environment: Environment, service: String) throws {
+    public init(environment: ServiceEnvironment, service: String) throws {
         self.init(
             token: try environment.secret(
                 "PETS_OPERATOR_TOKEN", minimumBytes: SecretPolicy.tokenBytes,
@@ -79,7 +79,7 @@ public struct ShopOriginCORSMiddleware<Context: RequestContext>: RouterMiddlewar
     }
 
     /// Reads `PETS_SHOP_ORIGINS` (comma-separated), by default the shop on localhost:8080.
-    public init(environment: Environment) {
+    public init(environment: ServiceEnvironment) {
         self.init(
             origins: environment.string("PETS_SHOP_ORIGINS", default: "http://localhost:8080,http://127.0.0.1:8080")
                 .split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init))

@@ -52,7 +52,7 @@ public enum SecretPolicy {
     }
 }
 
-extension Environment {
+extension ServiceEnvironment {
     /// The secret `name`, refused (with the variable's name and `why` it is needed) when missing, a placeholder or
     /// shorter than `minimumBytes` random bytes.
     public func secret(_ name: String, minimumBytes: Int, _ why: String) throws -> String {

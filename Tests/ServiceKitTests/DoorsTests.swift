@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func aMissingSecretIsNamed() {
-        let environment = Environment([:])
+        let environment = ServiceEnvironment([:])
         #expect(throws: ConfigurationError.self) {
             try environment.secret("PETS_OPERATOR_TOKEN", minimumBytes: 32, "operators")
         }
@@ -52,7 +52,7 @@ import Testing
 
     func configurationError(_ url: String) -> String? {
         do {
-            _ = try ServiceConfiguration.amqp(Environment(["PETS_AMQP_URL": url]), connectionName: "test")
+            _ = try ServiceConfiguration.amqp(ServiceEnvironment(["PETS_AMQP_URL": url]), connectionName: "test")
             return nil
         } catch {
             return "\(error)"
