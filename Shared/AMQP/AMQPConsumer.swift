@@ -48,11 +48,8 @@ public final class AMQPConsumer: @unchecked Sendable {
     /// Batches of deliveries, in the order the broker sent them. Start the consumer to receive any.
     public var batches: AsyncStream<[AMQPDelivery]> { stream }
 
-    /// The same deliveries one at a time. Starts the consumer.
-    public var deliveries: AMQPDeliveries {
-        start()
-        return AMQPDeliveries(batches: stream)
-    }
+    /// The same deliveries one at a time. Start the consumer to receive any.
+    public var deliveries: AMQPDeliveries { AMQPDeliveries(batches: stream) }
 
     /// True while the consumer consumes on a working connection.
     public var isConnected: Bool { lock.withLock { connectedGeneration != nil } && connection.isConnected }

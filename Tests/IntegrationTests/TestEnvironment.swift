@@ -67,7 +67,7 @@ enum TestEnvironment {
     }
 }
 
-/// Collects a consumer's deliveries in the background; tests wait for a count with a deadline.
+/// Starts a consumer and collects its deliveries in the background; tests wait for a count with a deadline.
 final class DeliveryCollector: @unchecked Sendable {
     // @unchecked Sendable: `items` is only touched under `lock`.
     private let lock = NSLock()
@@ -75,6 +75,7 @@ final class DeliveryCollector: @unchecked Sendable {
     private var task: Task<Void, Never>?
 
     init(_ consumer: AMQPConsumer) {
+        consumer.start()
         task = Task { [weak self] in
             for await delivery in consumer.deliveries {
                 self?.lock.withLock { self?.items.append(delivery) }
