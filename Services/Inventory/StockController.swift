@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import Logging
-import Messaging
 import Persistence
 import PostgresNIO
 import ServiceKit
@@ -21,29 +20,10 @@ struct StockController: Sendable {
         var stock: Int
     }
 
-    struct ProductStock: Codable {
-        var productId: String
-        var title: String
-        var stock: Int
-    }
-
-    struct ReservationView: Codable {
-        var sagaId: String
-        var orderId: String
-        var status: String
-        var reason: String?
-        var lines: [OrderLine]
-    }
-
     func addRoutes(to parent: Router<some RequestContext>) {
         let router = parent.group().add(middleware: OperatorAuthMiddleware(credential))
         router.get("stock") { _, _ -> Response in
-            var result: [ProductStock] = []
-            let rows = try await client.query("SELECT id, title, stock FROM products ORDER BY title", logger: logger)
-            for try await (id, title, stock) in rows.decode((String, String, Int).self) {
-                result.append(ProductStock(productId: id, title: title, stock: stock))
-            }
-            return .json(result)
+            try .json(try await store.stock(client))
         }
         router.put("stock/:productId") { request, context -> Response in
             let productId = try context.parameters.require("productId").lowercased()
@@ -53,40 +33,24 @@ struct StockController: Sendable {
                 let bytes = try await request.collectBody(upTo: 4_096)
                 body = try JSONDecoder().decode(RestockBody.self, from: Data(buffer: bytes))
             } catch {
-                return .json(
-                    FailureBody(message: #"The body must be {"stock": N}, N a whole number of pets."#),
-                    status: .badRequest)
+                throw HTTPError(.badRequest, message: #"The body must be {"stock": N}, N a whole number of pets."#)
             }
             guard (0...Self.maximumStock).contains(body.stock) else {
-                return .json(
-                    FailureBody(message: "stock must be a whole number from 0 to \(Self.maximumStock)."),
-                    status: .badRequest)
+                throw HTTPError(.badRequest, message: "stock must be a whole number from 0 to \(Self.maximumStock).")
             }
             guard let restocked = try await store.restock(productId, to: body.stock, client) else {
-                return .json(FailureBody(message: "No pet with id \(productId)."), status: .notFound)
+                throw HTTPError(.notFound, message: "No pet with id \(productId).")
             }
             relay.send(restocked.outbox)
             logger.notice(
                 "restocked", metadata: ["productId": "\(productId)", "stock": "\(restocked.level.stock)"])
-            return .json(
-                ProductStock(productId: restocked.level.productId, title: restocked.title, stock: restocked.level.stock)
-            )
+            return try .json(
+                StockStore.ProductStock(
+                    productId: restocked.level.productId, title: restocked.title, stock: restocked.level.stock))
         }
         router.get("reservations/:orderId") { _, context -> Response in
             let orderId = try context.parameters.require("orderId").lowercased()
-            var result: [ReservationView] = []
-            let rows = try await client.query(
-                "SELECT saga_id, order_id, status, reason, lines::text FROM reservations WHERE order_id = \(orderId)",
-                logger: logger)
-            for try await (sagaId, orderId, status, reason, lines) in rows.decode(
-                (String, String, String, String?, String).self)
-            {
-                result.append(
-                    ReservationView(
-                        sagaId: sagaId, orderId: orderId, status: status, reason: reason,
-                        lines: try MessageCodec.decode([OrderLine].self, from: Array(lines.utf8))))
-            }
-            return .json(result)
+            return try .json(try await store.reservations(orderId: orderId, client))
         }
     }
 }

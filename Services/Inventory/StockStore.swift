@@ -65,14 +65,14 @@ struct StockStore: Sendable {
         async throws -> StepOutcome
     {
         let linesJSON = String(decoding: try MessageCodec.encode(command.payload.lines), as: UTF8.self)
-        guard let status = try await claim(command, status: "pending", lines: linesJSON, connection) else {
+        guard let status = try await claim(command, status: .pending, lines: linesJSON, connection) else {
             throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
         }
         switch status.status {
-        case "reserved": return .succeeded()
-        case "rejected": return .failed("InsufficientInventory", status.reason ?? FailureMessages.insufficientInventory)
-        case "released": return .failed("ReservationReleased", "Error, the reservation was already released")
-        default: break
+        case .reserved: return .succeeded()
+        case .rejected: return .failed("InsufficientInventory", status.reason ?? FailureMessages.insufficientInventory)
+        case .released: return .failed("ReservationReleased", "Error, the reservation was already released")
+        case .pending: break
         }
 
         // Sum per product, then lock in product-id order.
@@ -93,7 +93,7 @@ struct StockStore: Sendable {
             return try await reject(command, FailureMessages.insufficientInventory, connection)
         }
         try await move(
-            productIds.map { -wanted[$0]! }, of: productIds, settling: command.sagaId, as: "reserved", connection)
+            productIds.map { -wanted[$0]! }, of: productIds, settling: command.sagaId, as: .reserved, connection)
         stockChanged()
         return .succeeded()
     }
@@ -103,13 +103,13 @@ struct StockStore: Sendable {
         async throws -> StepOutcome
     {
         // Nothing reserved yet: the tombstone makes a late reservation fail instead of leaking stock.
-        guard let status = try await claim(command, status: "released", lines: "[]", connection) else {
+        guard let status = try await claim(command, status: .released, lines: "[]", connection) else {
             throw MalformedMessage("reservation row for saga \(command.sagaId) vanished")
         }
-        guard status.status == "reserved" else {
-            if status.status != "released" {
+        guard status.status == .reserved else {
+            if status.status != .released {
                 try await connection.query(
-                    "UPDATE reservations SET status = 'released', updated_at = now() WHERE saga_id = \(command.sagaId)",
+                    "UPDATE reservations SET status = \(ReservationStatus.released), updated_at = now() WHERE saga_id = \(command.sagaId)",
                     logger: logger)
             }
             return .succeeded()
@@ -122,7 +122,7 @@ struct StockStore: Sendable {
             "SELECT id FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger
         ).collect()
         try await move(
-            productIds.map { returned[$0]! }, of: productIds, settling: command.sagaId, as: "released", connection)
+            productIds.map { returned[$0]! }, of: productIds, settling: command.sagaId, as: .released, connection)
         stockChanged()
         return .succeeded()
     }
@@ -130,7 +130,7 @@ struct StockStore: Sendable {
     // MARK: Helpers
 
     private struct Reservation {
-        var status: String
+        var status: ReservationStatus
         var reason: String?
         var lines: String
     }
@@ -138,7 +138,7 @@ struct StockStore: Sendable {
     /// Adds `deltas` to the stock of `productIds` (rows the caller has locked, in id order) and sets the saga's
     /// reservation to `status`, in one statement.
     private func move(
-        _ deltas: [Int], of productIds: [String], settling sagaId: String, as status: String,
+        _ deltas: [Int], of productIds: [String], settling sagaId: String, as status: ReservationStatus,
         _ connection: PostgresConnection
     ) async throws {
         try await connection.query(
@@ -157,7 +157,7 @@ struct StockStore: Sendable {
     /// (the no-op update of an existing row takes its lock): two attempts of the same command that arrive together
     /// are serialised. One statement.
     private func claim<Payload>(
-        _ command: SagaCommand<Payload>, status: String, lines: String, _ connection: PostgresConnection
+        _ command: SagaCommand<Payload>, status: ReservationStatus, lines: String, _ connection: PostgresConnection
     ) async throws -> Reservation? {
         let rows = try await connection.query(
             """
@@ -167,7 +167,7 @@ struct StockStore: Sendable {
             RETURNING status, reason, lines::text
             """,
             logger: logger)
-        for try await (status, reason, lines) in rows.decode((String, String?, String).self) {
+        for try await (status, reason, lines) in rows.decode((ReservationStatus, String?, String).self) {
             return Reservation(status: status, reason: reason, lines: lines)
         }
         return nil
@@ -177,7 +177,7 @@ struct StockStore: Sendable {
         async throws -> StepOutcome
     {
         try await connection.query(
-            "UPDATE reservations SET status = 'rejected', reason = \(reason), updated_at = now() WHERE saga_id = \(command.sagaId)",
+            "UPDATE reservations SET status = \(ReservationStatus.rejected), reason = \(reason), updated_at = now() WHERE saga_id = \(command.sagaId)",
             logger: logger)
         return .failed("InsufficientInventory", reason)
     }
@@ -196,4 +196,61 @@ struct StockStore: Sendable {
             exchange: Exchanges.stock, routingKey: "", type: MessageTypes.stockLevels, body: StockLevels(levels: levels)
         )
     }
+}
+
+// MARK: The operator's views (`StockController`)
+
+extension StockStore {
+    /// A pet's stock on hand.
+    struct ProductStock: Codable, Sendable {
+        var productId: String
+        var title: String
+        var stock: Int
+    }
+
+    /// A saga's reservation: its lines and where it stands.
+    struct ReservationView: Codable, Sendable {
+        var sagaId: String
+        var orderId: String
+        var status: ReservationStatus
+        var reason: String?
+        var lines: [OrderLine]
+    }
+
+    /// Every pet's stock on hand, by title.
+    func stock(_ client: PostgresClient) async throws -> [ProductStock] {
+        var result: [ProductStock] = []
+        let rows = try await client.query("SELECT id, title, stock FROM products ORDER BY title", logger: logger)
+        for try await (id, title, stock) in rows.decode((String, String, Int).self) {
+            result.append(ProductStock(productId: id, title: title, stock: stock))
+        }
+        return result
+    }
+
+    /// The reservations of an order's sagas (one, unless a saga was abandoned and restarted).
+    func reservations(orderId: String, _ client: PostgresClient) async throws -> [ReservationView] {
+        var result: [ReservationView] = []
+        let rows = try await client.query(
+            "SELECT saga_id, order_id, status, reason, lines::text FROM reservations WHERE order_id = \(orderId)",
+            logger: logger)
+        for try await (sagaId, orderId, status, reason, lines) in rows.decode(
+            (String, String, ReservationStatus, String?, String).self)
+        {
+            result.append(
+                ReservationView(
+                    sagaId: sagaId, orderId: orderId, status: status, reason: reason,
+                    lines: try MessageCodec.decode([OrderLine].self, from: Array(lines.utf8))))
+        }
+        return result
+    }
+}
+
+/// Where a saga's reservation stands (`reservations.status`, whose CHECK lists the same values).
+enum ReservationStatus: String, TextColumnEnum {
+    /// Being decided: the row is claimed, the stock not yet checked.
+    case pending
+    case reserved
+    case rejected
+    /// Released; also the tombstone a release leaves when nothing was reserved, so a late reservation fails.
+    case released
 }

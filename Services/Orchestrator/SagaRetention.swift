@@ -1,5 +1,6 @@
 import Persistence
 import PostgresNIO
+import SagaEngine
 
 /// What the orchestrator prunes besides its inbox: the history lines and status events of sagas that ended
 /// (`completed` or `cancelled`) longer ago than the history retention. Running and parked sagas keep everything
@@ -13,7 +14,8 @@ enum SagaRetention {
                 WITH doomed AS (
                     SELECT h.id FROM saga_history h
                     WHERE h.at < now() - make_interval(secs => \(retention))
-                      AND EXISTS (SELECT 1 FROM sagas s WHERE s.id = h.saga_id AND s.status IN ('completed', 'cancelled')
+                      AND EXISTS (SELECT 1 FROM sagas s WHERE s.id = h.saga_id
+                                  AND s.status IN (\(SagaStatus.completed.rawValue), \(SagaStatus.cancelled.rawValue))
                                   AND s.updated_at < now() - make_interval(secs => \(retention)))
                     LIMIT \(limit)
                 ), gone AS (
@@ -28,7 +30,7 @@ enum SagaRetention {
                     SELECT e.order_id, e.seq FROM saga_events e
                     WHERE e.at < now() - make_interval(secs => \(retention))
                       AND EXISTS (SELECT 1 FROM sagas s WHERE s.order_id = e.order_id
-                                  AND s.status IN ('completed', 'cancelled')
+                                  AND s.status IN (\(SagaStatus.completed.rawValue), \(SagaStatus.cancelled.rawValue))
                                   AND s.updated_at < now() - make_interval(secs => \(retention)))
                     LIMIT \(limit)
                 ), gone AS (

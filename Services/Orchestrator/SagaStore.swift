@@ -323,3 +323,147 @@ struct HistoryRows {
         durations.append(entry.durationMs.map { Int32(clamping: $0) } ?? -1)
     }
 }
+
+// MARK: The operator's views and retry (`OperatorController`)
+
+extension SagaStore {
+    /// A saga as the monitor lists it.
+    struct Summary: Codable, Sendable {
+        var sagaId: String
+        var orderId: String
+        var status: SagaStatus
+        var phase: SagaPhase
+        var step: String?
+        var attempt: Int
+        var createdAt: String
+        var updatedAt: String
+        var ageSeconds: Double
+    }
+
+    /// One line of a saga's timeline.
+    struct HistoryLine: Codable, Sendable {
+        var at: String
+        var step: String
+        var kind: String
+        var attempt: Int
+        var detail: String?
+        var durationMs: Int?
+    }
+
+    /// What `summaries` selects; a nil field (and `olderThanSeconds` 0) matches every saga.
+    struct Filter: Sendable {
+        var status: SagaStatus?
+        var orderId: String?
+        var step: String?
+        var olderThanSeconds = 0.0
+        var limit = 100
+    }
+
+    /// The newest sagas that match `filter`, at most `filter.limit` of them.
+    func summaries(_ filter: Filter, client: PostgresClient) async throws -> [Summary] {
+        try await summaries(
+            """
+            SELECT \(unescaped: Self.summaryColumns) FROM sagas
+            WHERE (\(filter.status?.rawValue)::text IS NULL OR status = \(filter.status?.rawValue))
+              AND (\(filter.orderId)::text IS NULL OR order_id = \(filter.orderId))
+              AND (\(filter.step)::text IS NULL OR step = \(filter.step))
+              AND (\(filter.olderThanSeconds) <= 0
+                   OR updated_at < now() - make_interval(secs => \(filter.olderThanSeconds)))
+            ORDER BY created_at DESC LIMIT \(filter.limit)
+            """,
+            client: client)
+    }
+
+    /// How many sagas there are in each status, every status named (0 when none).
+    func countsByStatus(client: PostgresClient) async throws -> [String: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: SagaStatus.allCases.map { ($0.rawValue, 0) })
+        let rows = try await client.query("SELECT status, count(*)::int FROM sagas GROUP BY status", logger: logger)
+        for try await (status, count) in rows.decode((String, Int).self) { counts[status] = count }
+        return counts
+    }
+
+    /// The saga `id` (a saga id or its order's id): its summary, its instance (nil for one that does not load: a
+    /// saga parked for that still shows its timeline, which says why) and its timeline.
+    func detail(_ id: String, client: PostgresClient) async throws
+        -> (summary: Summary, instance: SagaInstance<PlaceOrderData>?, history: [HistoryLine])?
+    {
+        let summaries = try await summaries(
+            "SELECT \(unescaped: Self.summaryColumns) FROM sagas WHERE id = \(id) OR order_id = \(id)", client: client)
+        guard let summary = summaries.first else { return nil }
+        var instance: SagaInstance<PlaceOrderData>?
+        let instances = try await client.query(
+            "SELECT instance::text FROM sagas WHERE id = \(summary.sagaId)", logger: logger)
+        for try await json in instances.decode(String.self) { instance = try? Self.decode(json) }
+        var history: [HistoryLine] = []
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Timestamp.sql("at")), step, kind, attempt, detail, duration_ms
+            FROM saga_history WHERE saga_id = \(summary.sagaId) ORDER BY id
+            """,
+            logger: logger)
+        for try await (at, step, kind, attempt, detail, duration) in rows.decode(
+            (String, String, String, Int, String?, Int?).self)
+        {
+            history.append(
+                HistoryLine(at: at, step: step, kind: kind, attempt: attempt, detail: detail, durationMs: duration))
+        }
+        return (summary, instance, history)
+    }
+
+    /// The status events of an order, in `seq` order: what its client was (or will be) sent.
+    func statusEvents(orderId: String, client: PostgresClient) async throws -> [StatusEvent] {
+        var result: [StatusEvent] = []
+        let rows = try await client.query(
+            "SELECT body::text FROM saga_events WHERE order_id = \(orderId) ORDER BY seq", logger: logger)
+        for try await body in rows.decode(String.self) {
+            result.append(try MessageCodec.decode(StatusEvent.self, from: Array(body.utf8)))
+        }
+        return result
+    }
+
+    /// Locks the saga `id` (a saga id or its order's id) for the transaction; its id and status, nil when there is
+    /// none.
+    func lock(_ id: String, on connection: PostgresConnection) async throws -> (sagaId: String, status: SagaStatus)? {
+        let rows = try await connection.query(
+            "SELECT id, status FROM sagas WHERE id = \(id) OR order_id = \(id) FOR UPDATE", logger: logger)
+        for try await (sagaId, status) in rows.decode((String, String).self) {
+            return (sagaId, try Self.status(status, of: sagaId))
+        }
+        return nil
+    }
+
+    private static let summaryColumns = """
+        id, order_id, status, phase, step, attempt, \(Timestamp.sql("created_at")), \(Timestamp.sql("updated_at")),
+        extract(epoch FROM now() - updated_at)::float8
+        """
+
+    private func summaries(_ query: PostgresQuery, client: PostgresClient) async throws -> [Summary] {
+        var result: [Summary] = []
+        let rows = try await client.query(query, logger: logger)
+        for try await (id, orderId, status, phase, step, attempt, created, updated, age)
+            in rows.decode((String, String, String, String, String?, Int, String, String, Double).self)
+        {
+            guard let phase = SagaPhase(rawValue: phase) else {
+                throw SagaStoreError("saga \(id) has the unknown phase \(phase)")
+            }
+            result.append(
+                Summary(
+                    sagaId: id, orderId: orderId, status: try Self.status(status, of: id), phase: phase, step: step,
+                    attempt: attempt, createdAt: created, updatedAt: updated, ageSeconds: age))
+        }
+        return result
+    }
+
+    private static func status(_ text: String, of sagaId: String) throws -> SagaStatus {
+        guard let status = SagaStatus(rawValue: text) else {
+            throw SagaStoreError("saga \(sagaId) has the unknown status \(text)")
+        }
+        return status
+    }
+}
+
+/// A saga row the store cannot read (a column no version of the code writes).
+struct SagaStoreError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

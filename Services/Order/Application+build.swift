@@ -50,7 +50,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
             body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
     router.get("config.json") { _, _ -> Response in
-        .json(["orchestratorUrl": publicOrchestratorURL])
+        try .json(["orchestratorUrl": publicOrchestratorURL])
     }
     OrderController(
         repository: repository, tokens: tokens, credential: credential, relay: runtime.relay,

@@ -22,14 +22,14 @@ struct OrderController: Sendable {
     static let maximumBodySize = 64 * 1024
 
     struct PlacedResponse: Codable {
-        var status = "placed"
+        var status = OrderStatus.placed
         var orderId: String
         var clientCallbackUrl: String
     }
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.get("catalogue") { _, _ -> Response in
-            .json(try await repository.catalogue())
+            try .json(try await repository.catalogue())
         }
         router.post("orders") { request, context -> Response in
             try await place(request, context: context)
@@ -41,9 +41,9 @@ struct OrderController: Sendable {
         router.get("orders/:orderId") { _, context -> Response in
             let orderId = try context.parameters.require("orderId").lowercased()
             guard let order = try await repository.order(orderId) else {
-                return .json(FailureBody(message: "No order with id \(orderId)."), status: .notFound)
+                throw HTTPError(.notFound, message: "No order with id \(orderId).")
             }
-            return .json(order)
+            return try .json(order)
         }
         router.group().add(middleware: OperatorAuthMiddleware(credential)).get("orders") { request, _ -> Response in
             streamOrders(eventStream: request.headers[.accept]?.contains("text/event-stream") == true)
@@ -56,28 +56,27 @@ struct OrderController: Sendable {
         do {
             bytes = Array(buffer: try await request.collectBody(upTo: Self.maximumBodySize))
         } catch {
-            return .json(
-                FailureBody(message: "Request body too large (at most \(Self.maximumBodySize) bytes)."),
-                status: .contentTooLarge)
+            throw HTTPError(
+                .contentTooLarge, message: "Request body too large (at most \(Self.maximumBodySize) bytes).")
         }
         guard String(validating: bytes, as: UTF8.self) != nil else {
-            return .json(FailureBody(message: "Malformed order: the body is not valid UTF-8."), status: .badRequest)
+            throw HTTPError(.badRequest, message: "Malformed order: the body is not valid UTF-8.")
         }
         let body: PlaceOrderBody
         do {
             body = try JSONDecoder().decode(PlaceOrderBody.self, from: Data(bytes))
         } catch {
-            return .json(FailureBody(message: "Malformed order: \(Self.describe(error))"), status: .badRequest)
+            throw HTTPError(.badRequest, message: "Malformed order: \(Self.describe(error))")
         }
         let order: ValidOrder
         do {
             order = try OrderValidation.validate(body, catalogue: try await repository.products())
         } catch let error as OrderValidationError {
-            return .json(FailureBody(message: error.message), status: .badRequest)
+            throw HTTPError(.badRequest, message: error.message)
         }
         let idempotencyKey = request.headers[.idempotencyKey]
         if let idempotencyKey, idempotencyKey.count > 200 || idempotencyKey.isEmpty {
-            return .json(FailureBody(message: "Idempotency-Key must be 1 to 200 characters."), status: .badRequest)
+            throw HTTPError(.badRequest, message: "Idempotency-Key must be 1 to 200 characters.")
         }
         let traceparent = request.headers[.traceparent].flatMap(TraceContext.validated) ?? TraceContext.newTraceparent()
         do {
@@ -89,11 +88,10 @@ struct OrderController: Sendable {
             logger[metadataKey: "orderId"] = "\(placed.orderId)"
             logger.info(placed.created ? "order placed" : "order returned for a repeated idempotency key")
             let url = "\(publicWebSocketURL)/ws?orderId=\(placed.orderId)&token=\(tokens.token(for: placed.orderId))"
-            return .json(PlacedResponse(orderId: placed.orderId, clientCallbackUrl: url), status: .accepted)
+            return try .json(PlacedResponse(orderId: placed.orderId, clientCallbackUrl: url), status: .accepted)
         } catch is OrderRepository.IdempotencyConflict {
-            return .json(
-                FailureBody(message: "This Idempotency-Key was used for a different order request."),
-                status: .unprocessableContent)
+            throw HTTPError(
+                .unprocessableContent, message: "This Idempotency-Key was used for a different order request.")
         }
     }
 

@@ -18,21 +18,21 @@ struct OrderHandlers: Sendable {
             """
             WITH locked AS (SELECT id, status FROM orders WHERE id = \(command.orderId) FOR UPDATE),
             completed AS (
-                UPDATE orders SET status = 'completed', shipping_cents = \(command.payload.shippingCents),
+                UPDATE orders SET status = \(OrderStatus.completed), shipping_cents = \(command.payload.shippingCents),
                     payment_cents = \(command.payload.amountCents), updated_on = now()
-                FROM locked WHERE orders.id = locked.id AND locked.status NOT IN ('completed', 'cancelled')
+                FROM locked WHERE orders.id = locked.id AND locked.status NOT IN (\(OrderStatus.completed), \(OrderStatus.cancelled))
             )
             SELECT status FROM locked
             """,
             logger: logger)
-        var status: String?
-        for try await value in rows.decode(String.self) { status = value }
+        var status: OrderStatus?
+        for try await value in rows.decode(OrderStatus.self) { status = value }
         switch status {
         case nil:
             return .failed("OrderNotFound", "Error, order \(command.orderId) does not exist")
-        case "cancelled":
+        case .cancelled:
             return .failed("OrderCancelled", "Error, order \(command.orderId) was cancelled")
-        default:
+        case .placed, .completed:
             return .succeeded()
         }
     }
@@ -45,9 +45,9 @@ struct OrderHandlers: Sendable {
     {
         try await connection.query(
             """
-            UPDATE orders SET status = 'cancelled', error_type = \(command.payload.errorType),
+            UPDATE orders SET status = \(OrderStatus.cancelled), error_type = \(command.payload.errorType),
                 error_message = \(command.payload.errorMessage), payment_cents = NULL, updated_on = now()
-            WHERE id = \(command.orderId) AND status <> 'cancelled'
+            WHERE id = \(command.orderId) AND status <> \(OrderStatus.cancelled)
             """,
             logger: logger)
         return .succeeded()

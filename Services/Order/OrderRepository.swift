@@ -52,7 +52,7 @@ struct OrderRepository: Sendable {
             WITH placed AS (
                 INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
                                     idempotency_key, request_hash, created_on, updated_on, start_message, traceparent)
-                VALUES (\(orderId), 'placed', \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
+                VALUES (\(orderId), \(OrderStatus.placed), \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
                         \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now), \(startMessage), \(traceparent))
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
             )
@@ -198,7 +198,7 @@ struct OrderView: Codable, Sendable {
     }
 
     var orderId: String
-    var orderStatus: String
+    var orderStatus: OrderStatus
     var basket: [BasketLine]
     var shippingAddress: ShippingAddress
     var cardLast4: String
@@ -214,17 +214,18 @@ struct OrderView: Codable, Sendable {
     static let columns = """
         o.id, o.status, o.basket::text, o.shipping_address::text, o.card_last4, o.shipping_cents, o.payment_cents,
         o.error_type, o.error_message,
-        to_char(o.created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        to_char(o.updated_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        \(Timestamp.sql("o.created_on")), \(Timestamp.sql("o.updated_on")),
         (SELECT coalesce(json_agg(json_build_object('seq', e.seq, 'status', e.status, 'step', e.step,
                                                     'message', e.message, 'at', e.at) ORDER BY e.seq), '[]')::text
          FROM order_events e WHERE e.order_id = o.id)
         """
 
-    typealias Row = (String, String, String, String, String, Int?, Int?, String?, String?, String, String, String)
+    typealias Row = (
+        String, OrderStatus, String, String, String, Int?, Int?, String?, String?, String, String, String
+    )
     /// A row plus its raw `created_on`, the paging key.
     typealias PageRow = (
-        String, String, String, String, String, Int?, Int?, String?, String?, String, String, String, String
+        String, OrderStatus, String, String, String, Int?, Int?, String?, String?, String, String, String, String
     )
 
     init(_ row: Row) throws {
@@ -250,4 +251,14 @@ final class ProductCache: Sendable {
         get { cached.withLock { $0 } }
         set { cached.withLock { $0 = newValue } }
     }
+}
+
+/// Where an order stands, as `orders.status` stores it (its CHECK lists the same values) and the API shows it.
+enum OrderStatus: String, TextColumnEnum {
+    /// Taken, and its saga started or about to.
+    case placed
+    /// Its saga succeeded: reserved, charged, completed.
+    case completed
+    /// Its saga failed (and undid its steps) or never began.
+    case cancelled
 }

@@ -12,7 +12,7 @@ enum OrderRetention {
                 WITH doomed AS (
                     SELECT e.order_id, e.seq FROM order_events e
                     WHERE e.recorded_at < now() - make_interval(secs => \(retention))
-                      AND EXISTS (SELECT 1 FROM orders o WHERE o.id = e.order_id AND o.status <> 'placed'
+                      AND EXISTS (SELECT 1 FROM orders o WHERE o.id = e.order_id AND o.status <> \(OrderStatus.placed)
                                   AND o.updated_on < now() - make_interval(secs => \(retention)))
                     LIMIT \(limit)
                 ), gone AS (

@@ -62,11 +62,11 @@ struct UnstartedOrders: Sendable {
             let rows = try await connection.query(
                 """
                 SELECT o.id, o.start_attempts, o.start_message, o.traceparent,
-                       to_char(o.created_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                       \(unescaped: Timestamp.sql("o.created_on")),
                        EXISTS (SELECT 1 FROM outbox m WHERE m.correlation_id = o.id
                                AND m.type IN (\(MessageTypes.startPlaceOrder), \(MessageTypes.abandonPlaceOrder)))
                 FROM orders o
-                WHERE o.status = 'placed' AND o.start_sent_at <= now() - make_interval(secs => \(deadline))
+                WHERE o.status = \(OrderStatus.placed) AND o.start_sent_at <= now() - make_interval(secs => \(deadline))
                   -- After an abandonment, twice as long as after the one before, at most an hour.
                   AND o.start_sent_at <= now() - make_interval(secs => least(
                       \(deadline) * power(2::float8, least(greatest(o.start_attempts - \(maxAttempts), 0), 30)),

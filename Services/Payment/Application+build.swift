@@ -18,7 +18,7 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
     let router = Router()
     router.addStandardMiddleware(limits: configuration.httpLimits)
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
-    LedgerController(client: runtime.postgres, logger: logger).addRoutes(
+    LedgerController(client: runtime.postgres, ledger: ledger).addRoutes(
         to: router.group().add(middleware: OperatorAuthMiddleware(credential)))
 
     var app = Application(

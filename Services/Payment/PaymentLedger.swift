@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Messaging
+import Persistence
 import PostgresNIO
 import ServiceKit
 
@@ -22,26 +23,26 @@ struct PaymentLedger: Sendable {
         } else {
             // The saga has a payment already (this is a repeat, or a refund came first): lock it and look.
             status = try await claim(
-                command, status: "pending", amountCents: payment.amountCents, last4: payment.card.last4, connection)
+                command, status: .pending, amountCents: payment.amountCents, last4: payment.card.last4, connection)
         }
         switch status.status {
-        case "charged": return .succeeded()
-        case "declined": return .failed("InvalidCreditCard", status.reason ?? FailureMessages.invalidCreditCard)
-        case "refunded", "voided": return .failed("PaymentVoided", "Error, the payment was already refunded")
-        default: break
+        case .charged: return .succeeded()
+        case .declined: return .failed("InvalidCreditCard", status.reason ?? FailureMessages.invalidCreditCard)
+        case .refunded, .voided: return .failed("PaymentVoided", "Error, the payment was already refunded")
+        case .pending: break
         }
         guard valid else {
             logger.info(
                 "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
             try await connection.query(
                 """
-                UPDATE payments SET status = 'declined', reason = \(FailureMessages.invalidCreditCard), updated_at = now()
+                UPDATE payments SET status = \(PaymentStatus.declined), reason = \(FailureMessages.invalidCreditCard), updated_at = now()
                 WHERE saga_id = \(command.sagaId)
                 """,
                 logger: logger)
             return .failed("InvalidCreditCard", FailureMessages.invalidCreditCard)
         }
-        try await settle(command, as: "charged", ledger: "charge", amountCents: payment.amountCents, connection)
+        try await settle(command, as: .charged, ledger: .charge, amountCents: payment.amountCents, connection)
         return .succeeded()
     }
 
@@ -56,21 +57,22 @@ struct PaymentLedger: Sendable {
             """
             WITH new AS (
                 INSERT INTO payments (saga_id, order_id, status, reason, amount_cents, card_last4)
-                VALUES (\(command.sagaId), \(command.orderId), \(valid ? "charged" : "declined"), \(reason),
+                VALUES (\(command.sagaId), \(command.orderId), \(valid ? PaymentStatus.charged : .declined), \(reason),
                         \(payment.amountCents), \(payment.card.last4))
                 ON CONFLICT (saga_id) DO NOTHING RETURNING status, reason, amount_cents
             ), ledger AS (
                 INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
-                SELECT \(command.sagaId), \(command.orderId), 'charge', amount_cents FROM new WHERE status = 'charged'
+                SELECT \(command.sagaId), \(command.orderId), \(LedgerKind.charge), amount_cents FROM new
+                WHERE status = \(PaymentStatus.charged)
             )
             SELECT status, reason, amount_cents FROM new
             """,
             logger: logger)
         var inserted: Payment?
-        for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
+        for try await (status, reason, amount) in rows.decode((PaymentStatus, String?, Int).self) {
             inserted = Payment(status: status, reason: reason, amountCents: amount)
         }
-        if inserted?.status == "declined" {
+        if inserted?.status == .declined {
             logger.info(
                 "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
         }
@@ -82,29 +84,29 @@ struct PaymentLedger: Sendable {
         async throws -> StepOutcome
     {
         // Nothing charged yet: the `voided` tombstone makes a late charge fail instead of taking money.
-        let status = try await claim(command, status: "voided", amountCents: 0, last4: nil, connection)
+        let status = try await claim(command, status: .voided, amountCents: 0, last4: nil, connection)
         switch status.status {
-        case "charged":
-            try await settle(command, as: "refunded", ledger: "refund", amountCents: status.amountCents, connection)
-        case "pending", "declined":
+        case .charged:
+            try await settle(command, as: .refunded, ledger: .refund, amountCents: status.amountCents, connection)
+        case .pending, .declined:
             try await connection.query(
-                "UPDATE payments SET status = 'voided', updated_at = now() WHERE saga_id = \(command.sagaId)",
+                "UPDATE payments SET status = \(PaymentStatus.voided), updated_at = now() WHERE saga_id = \(command.sagaId)",
                 logger: logger)
-        default:
-            break  // refunded or voided already
+        case .refunded, .voided:
+            break
         }
         return .succeeded()
     }
 
     private struct Payment {
-        var status: String
+        var status: PaymentStatus
         var reason: String?
         var amountCents: Int
     }
 
     /// Sets the saga's payment to `status` and writes its ledger line, in one statement.
     private func settle<Payload>(
-        _ command: SagaCommand<Payload>, as status: String, ledger kind: String, amountCents: Int,
+        _ command: SagaCommand<Payload>, as status: PaymentStatus, ledger kind: LedgerKind, amountCents: Int,
         _ connection: PostgresConnection
     ) async throws {
         try await connection.query(
@@ -121,7 +123,7 @@ struct PaymentLedger: Sendable {
     /// Inserts the saga's payment row with `status` unless one exists, and returns it, locked either way (the
     /// no-op update of an existing row takes its lock). One statement.
     private func claim<Payload>(
-        _ command: SagaCommand<Payload>, status: String, amountCents: Int, last4: String?,
+        _ command: SagaCommand<Payload>, status: PaymentStatus, amountCents: Int, last4: String?,
         _ connection: PostgresConnection
     ) async throws -> Payment {
         let rows = try await connection.query(
@@ -132,7 +134,7 @@ struct PaymentLedger: Sendable {
             RETURNING status, reason, amount_cents
             """,
             logger: logger)
-        for try await (status, reason, amount) in rows.decode((String, String?, Int).self) {
+        for try await (status, reason, amount) in rows.decode((PaymentStatus, String?, Int).self) {
             return Payment(status: status, reason: reason, amountCents: amount)
         }
         throw MalformedMessage("payment row for saga \(command.sagaId) vanished")
@@ -152,4 +154,75 @@ enum CardCheck {
         let expiryYear = 2000 + year
         return (expiryYear, month) >= (today.year!, today.month!)
     }
+}
+
+// MARK: The operator's view (`LedgerController`)
+
+extension PaymentLedger {
+    /// A saga's payment row.
+    struct PaymentView: Codable, Sendable {
+        var sagaId: String
+        var status: PaymentStatus
+        var amountCents: Int
+        var cardLast4: String?
+        var reason: String?
+    }
+
+    /// A line of the append-only money ledger.
+    struct LedgerEntry: Codable, Sendable {
+        var sagaId: String
+        var kind: LedgerKind
+        var amountCents: Int
+        var createdAt: String
+    }
+
+    /// An order's payments and ledger lines, and what it was charged in the end.
+    struct OrderPayments: Codable, Sendable {
+        var orderId: String
+        var payments: [PaymentView]
+        var ledger: [LedgerEntry]
+        /// Charges minus refunds.
+        var netCents: Int
+    }
+
+    func payments(orderId: String, _ client: PostgresClient) async throws -> OrderPayments {
+        var payments: [PaymentView] = []
+        let rows = try await client.query(
+            "SELECT saga_id, status, amount_cents, card_last4, reason FROM payments WHERE order_id = \(orderId)",
+            logger: logger)
+        for try await (sagaId, status, amount, last4, reason) in rows.decode(
+            (String, PaymentStatus, Int, String?, String?).self)
+        {
+            payments.append(
+                PaymentView(sagaId: sagaId, status: status, amountCents: amount, cardLast4: last4, reason: reason))
+        }
+        var ledger: [LedgerEntry] = []
+        let entries = try await client.query(
+            """
+            SELECT saga_id, kind, amount_cents, \(unescaped: Timestamp.sql("created_at"))
+            FROM ledger WHERE order_id = \(orderId) ORDER BY id
+            """,
+            logger: logger)
+        for try await (sagaId, kind, amount, at) in entries.decode((String, LedgerKind, Int, String).self) {
+            ledger.append(LedgerEntry(sagaId: sagaId, kind: kind, amountCents: amount, createdAt: at))
+        }
+        let net = ledger.reduce(0) { $0 + ($1.kind == .charge ? $1.amountCents : -$1.amountCents) }
+        return OrderPayments(orderId: orderId, payments: payments, ledger: ledger, netCents: net)
+    }
+}
+
+/// Where a saga's payment stands (`payments.status`, whose CHECK lists the same values).
+enum PaymentStatus: String, TextColumnEnum {
+    /// Being decided: the row is claimed, the card not yet checked.
+    case pending
+    case charged
+    case declined
+    case refunded
+    /// Refunded before anything was charged: a tombstone, so that a late charge fails instead of taking money.
+    case voided
+}
+
+/// A line of the money ledger (`ledger.kind`).
+enum LedgerKind: String, TextColumnEnum {
+    case charge, refund
 }

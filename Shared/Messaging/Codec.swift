@@ -20,9 +20,15 @@ public enum MessageCodec {
     }
 }
 
-/// Timestamps as the API shows them: ISO 8601 with milliseconds, UTC.
+/// Timestamps as the API shows them: ISO 8601 with milliseconds, UTC (`2026-11-30T09:25:20.123Z`).
 public enum Timestamp {
     public static func string(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// The same format in SQL, for a `timestamptz` column or expression read as text: a query selects
+    /// `\(unescaped: Timestamp.sql("created_at"))`.
+    public static func sql(_ column: String) -> String {
+        #"to_char(\#(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#
     }
 }

@@ -52,11 +52,9 @@ public struct RequestSizeLimitMiddleware<Context: RequestContext>: RouterMiddlew
         async throws -> Response
     {
         if let length = request.headers[.contentLength], let bytes = Int(length), bytes > maximumBytes {
-            var response = Response.json(
-                FailureBody(message: "Request body too large (at most \(maximumBytes) bytes)."),
-                status: .contentTooLarge)
-            response.headers[.connection] = "close"
-            return response
+            throw HTTPError(
+                .contentTooLarge, headers: [.connection: "close"],
+                message: "Request body too large (at most \(maximumBytes) bytes).")
         }
         return try await next(request, context)
     }

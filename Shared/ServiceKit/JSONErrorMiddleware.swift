@@ -13,7 +13,9 @@ public struct FailureBody: Codable, Sendable {
 }
 
 /// Every error leaves a service as JSON, `{"status":"failed","message":...}`: an unknown route or method, a
-/// framework error, or a failure of ours (a database that is restarting answers 503, not a bare 500).
+/// framework error, or a failure of ours (a database that is restarting answers 503, not a bare 500). Handlers and
+/// middleware refuse a request by throwing `HTTPError(status, headers:, message:)`: its message becomes the body's,
+/// its headers (`Allow`, `WWW-Authenticate`, ...) are kept.
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 
     public init() {}
@@ -27,16 +29,18 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let message: String
             switch error.status {
             case .notFound: message = error.body ?? "No route for \(request.method) \(request.uri.path)."
-            case .methodNotAllowed: message = "\(request.method) is not allowed on \(request.uri.path)."
+            case .methodNotAllowed: message = error.body ?? "\(request.method) is not allowed on \(request.uri.path)."
             default: message = error.body ?? error.status.reasonPhrase
             }
-            return .json(FailureBody(message: message), status: error.status)
+            var response = try Response.json(FailureBody(message: message), status: error.status)
+            response.headers.append(contentsOf: error.headers)
+            return response
         } catch let error as any HTTPResponseError {
-            return .json(FailureBody(message: error.status.reasonPhrase), status: error.status)
+            return try .json(FailureBody(message: error.status.reasonPhrase), status: error.status)
         } catch {
             context.logger.error(
                 "request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(reflecting: error))"])
-            return .json(
+            return try .json(
                 FailureBody(message: "The service cannot answer right now; try again shortly."),
                 status: .serviceUnavailable
             )

@@ -42,11 +42,9 @@ extension Router {
             let allow = allowed.map(\.rawValue).joined(separator: ", ")
             for method in candidates where !allowed.contains(method) {
                 on(RouterPath(path), method: method) { request, _ -> Response in
-                    var response = Response.json(
-                        FailureBody(message: "\(request.method) is not allowed on \(request.uri.path); use \(allow)."),
-                        status: .methodNotAllowed)
-                    response.headers[.allow] = allow
-                    return response
+                    throw HTTPError(
+                        .methodNotAllowed, headers: [.allow: allow],
+                        message: "\(request.method) is not allowed on \(request.uri.path); use \(allow).")
                 }
             }
         }
@@ -60,7 +58,7 @@ extension Router {
             let body: [String: String] =
                 ["status": ready ? "ready" : "not ready", "service": service]
                 .merging(results.mapValues { $0 ? "ok" : "failing" }) { first, _ in first }
-            return Response.json(body, status: ready ? .ok : .serviceUnavailable)
+            return try Response.json(body, status: ready ? .ok : .serviceUnavailable)
         }
         get("metrics") { _, _ -> Response in
             var buffer: [UInt8] = []
@@ -75,11 +73,12 @@ extension Router {
 }
 
 extension Response {
-    /// A JSON response from any `Encodable`.
-    public static func json<Body: Encodable>(_ body: Body, status: HTTPResponse.Status = .ok) -> Response {
+    /// A JSON response from any `Encodable`. A body that does not encode throws (the handler's caller answers 503
+    /// and logs why) rather than going out as `{}`.
+    public static func json<Body: Encodable>(_ body: Body, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        let data = try encoder.encode(body)
         return Response(
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],

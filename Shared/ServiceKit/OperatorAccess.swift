@@ -39,14 +39,9 @@ public struct OperatorCredential: Sendable {
     }
 
     /// The 401 every protected route answers without the credential, with the challenge RFC 6750 asks for.
-    public static func unauthorized() -> Response {
-        var response = Response.json(
-            FailureBody(
-                message: "This is an operator view: send Authorization: Bearer <PETS_OPERATOR_TOKEN>."),
-            status: .unauthorized)
-        response.headers[.wwwAuthenticate] = #"Bearer realm="AWSomePets operator""#
-        return response
-    }
+    public static let unauthorized = HTTPError(
+        .unauthorized, headers: [.wwwAuthenticate: #"Bearer realm="AWSomePets operator""#],
+        message: "This is an operator view: send Authorization: Bearer <PETS_OPERATOR_TOKEN>.")
 }
 
 /// Answers 401 to every request of the routes it guards that lacks the operator credential.
@@ -60,7 +55,7 @@ public struct OperatorAuthMiddleware<Context: RequestContext>: RouterMiddleware 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard credential.accepts(request) else { return OperatorCredential.unauthorized() }
+        guard credential.accepts(request) else { throw OperatorCredential.unauthorized }
         return try await next(request, context)
     }
 }
@@ -99,14 +94,11 @@ public struct ShopOriginCORSMiddleware<Context: RequestContext>: RouterMiddlewar
         guard let origin = request.headers[.origin] else { return try await next(request, context) }
         let isPreflight = request.method == .options && request.headers[.accessControlRequestMethod] != nil
         guard let allowed = Self.origin(origin), allowedOrigins.contains(allowed) else {
-            var response = Response.json(
-                FailureBody(
-                    message:
-                        "Cross-origin requests are accepted from the shop's own origin only, not from \(origin.prefix(200))."
-                ),
-                status: .forbidden)
-            response.headers[.vary] = "Origin"
-            return response
+            throw HTTPError(
+                .forbidden, headers: [.vary: "Origin"],
+                message:
+                    "Cross-origin requests are accepted from the shop's own origin only, not from \(origin.prefix(200))."
+            )
         }
         var response: Response
         if isPreflight {
@@ -115,7 +107,14 @@ public struct ShopOriginCORSMiddleware<Context: RequestContext>: RouterMiddlewar
             response.headers[.accessControlAllowHeaders] = allowHeaders
             response.headers[.accessControlMaxAge] = "600"
         } else {
-            response = try await next(request, context)
+            do {
+                response = try await next(request, context)
+            } catch var error as HTTPError {
+                // A refusal (401, 404, 409, ...) must be readable by the shop's page too.
+                error.headers[.accessControlAllowOrigin] = origin
+                error.headers[.vary] = "Origin"
+                throw error
+            }
         }
         response.headers[.accessControlAllowOrigin] = origin
         response.headers[.vary] = "Origin"

@@ -275,7 +275,7 @@ struct ParticipantTests {
                 }
                 #expect(outcome.success)
             }
-            #expect(try await repository.order(placed.orderId)?.orderStatus == "completed")
+            #expect(try await repository.order(placed.orderId)?.orderStatus == .completed)
             #expect(try await repository.order(placed.orderId)?.paymentAmount == 152)
 
             // A saga whose completion reply was lost compensates and cancels: the order ends cancelled.
@@ -287,7 +287,7 @@ struct ParticipantTests {
                         saga: newId(), order: placed.orderId), $0, logger)
             }
             let cancelled = try #require(try await repository.order(placed.orderId))
-            #expect(cancelled.orderStatus == "cancelled")
+            #expect(cancelled.orderStatus == .cancelled)
             #expect(cancelled.errorMessage == "Error, completeOrder did not answer in time")
             let again = try await client.withTransaction(logger: logger) {
                 try await handlers.completeOrder(
