@@ -32,10 +32,6 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
 
     let router = Router()
     router.addStandardMiddleware(limits: configuration.httpLimits)
-    let webRoot = environment.string("PETS_WEB_ROOT", default: "Public")
-    if FileManager.default.fileExists(atPath: webRoot) {
-        router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
-    }
     router.addOperationalRoutes(service: configuration.name, health: runtime.healthChecks())
     // What the web shop's pages need to know: where the saga monitor finds the Orchestrator's operator API.
     let publicOrchestratorURL = environment.string("PETS_PUBLIC_ORCHESTRATOR_URL", default: "http://localhost:8084")
@@ -61,6 +57,12 @@ func buildApplication(_ configuration: ServiceConfiguration) throws -> some Appl
         ("catalogue", [.get]), ("orders", [.get, .post]), ("order", [.post]), ("orders/:orderId", [.get]),
         ("config.json", [.get]), ("openapi.yaml", [.get]),
     ])
+    // Added after every route, so it serves the web shop's files only where no route matches: a route's own 404
+    // ("No order with id ...") reaches the client as the route threw it, not as a file lookup.
+    let webRoot = environment.string("PETS_WEB_ROOT", default: "Public")
+    if FileManager.default.fileExists(atPath: webRoot) {
+        router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true, logger: logger))
+    }
 
     var app = Application(
         router: router,
