@@ -7,6 +7,9 @@ import SagaEngine
 /// (an operator needs it); the `sagas` rows stay (one per order, like the orders themselves: they keep one saga per
 /// order, even for a start that arrives very late).
 enum SagaRetention {
+    /// The statuses of a saga that ended.
+    private static let ended = [SagaStatus.completed.rawValue, SagaStatus.cancelled.rawValue]
+
     static func rules(retentionSeconds: Double) -> [PruneRule] {
         [
             PruneRule(table: "saga_history", retentionSeconds: retentionSeconds) { retention, limit in
@@ -14,8 +17,7 @@ enum SagaRetention {
                 WITH doomed AS (
                     SELECT h.id FROM saga_history h
                     WHERE h.at < now() - make_interval(secs => \(retention))
-                      AND EXISTS (SELECT 1 FROM sagas s WHERE s.id = h.saga_id
-                                  AND s.status IN (\(SagaStatus.completed.rawValue), \(SagaStatus.cancelled.rawValue))
+                      AND EXISTS (SELECT 1 FROM sagas s WHERE s.id = h.saga_id AND s.status = ANY(\(ended))
                                   AND s.updated_at < now() - make_interval(secs => \(retention)))
                     LIMIT \(limit)
                 ), gone AS (
@@ -30,7 +32,7 @@ enum SagaRetention {
                     SELECT e.order_id, e.seq FROM saga_events e
                     WHERE e.at < now() - make_interval(secs => \(retention))
                       AND EXISTS (SELECT 1 FROM sagas s WHERE s.order_id = e.order_id
-                                  AND s.status IN (\(SagaStatus.completed.rawValue), \(SagaStatus.cancelled.rawValue))
+                                  AND s.status = ANY(\(ended))
                                   AND s.updated_at < now() - make_interval(secs => \(retention)))
                     LIMIT \(limit)
                 ), gone AS (
