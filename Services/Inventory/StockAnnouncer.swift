@@ -63,12 +63,8 @@ final class StockAnnouncer: Service, Sendable {
     }
 
     private func announce(since announced: inout [String: Int64]) async throws {
-        var changed: [StockLevels.Level] = []
-        let rows = try await client.query("SELECT id, stock, version FROM products ORDER BY id", logger: logger)
-        for try await (id, stock, version) in rows.decode((String, Int, Int64).self)
-        where announced[id].map({ $0 < version }) ?? true {
-            changed.append(.init(productId: id, stock: stock, version: version))
-        }
+        let levels = try await client.withConnection { [logger] in try await StockStore.levels($0, logger: logger) }
+        let changed = levels.filter { level in announced[level.productId].map { $0 < level.version } ?? true }
         guard !changed.isEmpty else { return }
         try await publisher.publish([
             try OutgoingMessage.make(

@@ -29,7 +29,7 @@ struct StockStore: Sendable {
                     """,
                     logger: logger)
             }
-            let levels = try await currentLevels(connection)
+            let levels = try await Self.levels(connection, logger: logger)
             try await Outbox.enqueue([try stockEvent(levels)], on: connection, logger: logger)
         }
     }
@@ -182,7 +182,8 @@ struct StockStore: Sendable {
         return .failed("InsufficientInventory", reason)
     }
 
-    private func currentLevels(_ connection: PostgresConnection) async throws -> [StockLevels.Level] {
+    /// Every product's stock level, in product-id order.
+    static func levels(_ connection: PostgresConnection, logger: Logger) async throws -> [StockLevels.Level] {
         var levels: [StockLevels.Level] = []
         let rows = try await connection.query("SELECT id, stock, version FROM products ORDER BY id", logger: logger)
         for try await (id, stock, version) in rows.decode((String, Int, Int64).self) {

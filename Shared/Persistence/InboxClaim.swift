@@ -20,9 +20,14 @@ public final class InboxClaim: Sendable {
     let sent: [Int64]
     private let taken = Mutex(false)
 
-    public init(messageID: String, type: String, deleting sent: [Int64] = []) {
-        messageIDs = [messageID]
-        types = [type]
+    public convenience init(messageID: String, type: String, deleting sent: [Int64] = []) {
+        self.init([(messageID, type)], deleting: sent)
+    }
+
+    /// The claim of several messages (id, type), as `Inbox.claim` makes it first in a batch's transaction.
+    public init(_ messages: [(id: String, type: String)], deleting sent: [Int64] = []) {
+        messageIDs = messages.map(\.id)
+        types = messages.map(\.type)
         self.sent = sent
     }
 

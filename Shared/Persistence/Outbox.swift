@@ -122,33 +122,24 @@ public enum Inbox {
         logger: Logger
     ) async throws -> Set<String> {
         let rows = try await connection.execute(
-            ClaimStatement(messageIDs: messages.map(\.id), types: messages.map(\.type), sent: sent), logger: logger)
+            ClaimStatement(claim: InboxClaim(messages, deleting: sent)), logger: logger)
         var claimed = Set<String>()
         for try await id in rows { claimed.insert(id) }
         return claimed
     }
 
-    /// `claim`'s statement, prepared once per connection.
+    /// `claim`'s statement, prepared once per connection: the claim's CTEs, and the ids they inserted.
     struct ClaimStatement: PostgresPreparedStatement {
         static let name = "pets_inbox_claim_many"
-        static let sql = query(messageIDs: [], types: [], sent: []).sql
+        static let sql = query(nil).sql
         typealias Row = String
-        let messageIDs: [String]
-        let types: [String]
-        let sent: [Int64]
+        let claim: InboxClaim
 
-        static func query(messageIDs: [String], types: [String], sent: [Int64]) -> PostgresQuery {
-            """
-            WITH sent AS (DELETE FROM outbox WHERE id = ANY(\(sent)))
-            INSERT INTO inbox (message_id, message_type)
-            SELECT m, t FROM unnest(\(messageIDs)::text[], \(types)::text[]) AS c(m, t)
-            ON CONFLICT (message_id) DO NOTHING RETURNING message_id
-            """
+        static func query(_ claim: InboxClaim?) -> PostgresQuery {
+            "WITH \(claiming: claim) SELECT message_id FROM claimed"
         }
 
-        func makeBindings() -> PostgresBindings {
-            Self.query(messageIDs: messageIDs, types: types, sent: sent).binds
-        }
+        func makeBindings() -> PostgresBindings { Self.query(claim).binds }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
     }
 }
