@@ -83,9 +83,10 @@ struct StockStore: Sendable {
             return try await reject(command, FailureMessages.insufficientInventory, connection)
         }
         var onHand: [String: Int] = [:]
-        let rows = try await connection.query(
-            "SELECT id, stock FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger)
-        for try await (id, stock) in rows.decode((String, Int).self) { onHand[id] = stock }
+        for try await (id, stock) in try await connection.execute(LockStatement(productIds: productIds), logger: logger)
+        {
+            onHand[id] = stock
+        }
         for id in productIds where (onHand[id] ?? 0) < wanted[id]! {
             logger.info(
                 "insufficient inventory",
@@ -118,9 +119,7 @@ struct StockStore: Sendable {
         var returned: [String: Int] = [:]
         for line in lines { returned[line.productId, default: 0] += line.quantity }
         let productIds = returned.keys.sorted()
-        _ = try await connection.query(
-            "SELECT id FROM products WHERE id = ANY(\(productIds)) ORDER BY id FOR UPDATE", logger: logger
-        ).collect()
+        for try await _ in try await connection.execute(LockStatement(productIds: productIds), logger: logger) {}
         try await move(
             productIds.map { returned[$0]! }, of: productIds, settling: command.sagaId, as: .released, connection)
         stockChanged()
@@ -141,16 +140,8 @@ struct StockStore: Sendable {
         _ deltas: [Int], of productIds: [String], settling sagaId: String, as status: ReservationStatus,
         _ connection: PostgresConnection
     ) async throws {
-        try await connection.query(
-            """
-            WITH settled AS (
-                UPDATE reservations SET status = \(status), updated_at = now() WHERE saga_id = \(sagaId)
-            )
-            UPDATE products SET stock = products.stock + d.delta, version = products.version + 1
-            FROM unnest(\(productIds)::text[], \(deltas)::int8[]) AS d(id, delta)
-            WHERE products.id = d.id
-            """,
-            logger: logger)
+        try await connection.run(
+            MoveStatement(deltas: deltas, productIds: productIds, sagaId: sagaId, status: status), logger: logger)
     }
 
     /// Inserts the saga's reservation row with `status` unless one exists, and returns the row, locked either way
@@ -159,15 +150,10 @@ struct StockStore: Sendable {
     private func claim<Payload>(
         _ command: SagaCommand<Payload>, status: ReservationStatus, lines: String, _ connection: PostgresConnection
     ) async throws -> Reservation? {
-        let rows = try await connection.query(
-            """
-            INSERT INTO reservations (saga_id, order_id, status, lines)
-            VALUES (\(command.sagaId), \(command.orderId), \(status), \(lines)::jsonb)
-            ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id
-            RETURNING status, reason, lines::text
-            """,
+        let rows = try await connection.execute(
+            ClaimStatement(sagaId: command.sagaId, orderId: command.orderId, status: status, lines: lines),
             logger: logger)
-        for try await (status, reason, lines) in rows.decode((ReservationStatus, String?, String).self) {
+        for try await (status, reason, lines) in rows {
             return Reservation(status: status, reason: reason, lines: lines)
         }
         return nil
@@ -180,6 +166,58 @@ struct StockStore: Sendable {
             "UPDATE reservations SET status = \(ReservationStatus.rejected), reason = \(reason), updated_at = now() WHERE saga_id = \(command.sagaId)",
             logger: logger)
         return .failed("InsufficientInventory", reason)
+    }
+
+    /// The products `productIds` (in id order), locked, with their stock.
+    struct LockStatement: QueryStatement {
+        static let name = "pets_products_lock"
+        static let sql = LockStatement(productIds: []).query.sql
+        typealias Row = (String, Int)
+        let query: PostgresQuery
+
+        init(productIds: [String]) {
+            query = "SELECT id, stock FROM products WHERE id = ANY(\(productIds)::text[]) ORDER BY id FOR UPDATE"
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// `move`'s statement, prepared once per connection.
+    struct MoveStatement: QueryStatement {
+        static let name = "pets_stock_move"
+        static let sql = MoveStatement(deltas: [], productIds: [], sagaId: "", status: .reserved).query.sql
+        typealias Row = Void
+        let query: PostgresQuery
+
+        init(deltas: [Int], productIds: [String], sagaId: String, status: ReservationStatus) {
+            query = """
+                WITH settled AS (
+                    UPDATE reservations SET status = \(status), updated_at = now() WHERE saga_id = \(sagaId)
+                )
+                UPDATE products SET stock = products.stock + d.delta, version = products.version + 1
+                FROM unnest(\(productIds)::text[], \(deltas)::int8[]) AS d(id, delta)
+                WHERE products.id = d.id
+                """
+        }
+    }
+
+    /// `claim`'s statement, prepared once per connection.
+    struct ClaimStatement: QueryStatement {
+        static let name = "pets_reservation_claim"
+        static let sql = ClaimStatement(sagaId: "", orderId: "", status: .pending, lines: "").query.sql
+        typealias Row = (ReservationStatus, String?, String)
+        let query: PostgresQuery
+
+        init(sagaId: String, orderId: String, status: ReservationStatus, lines: String) {
+            query = """
+                INSERT INTO reservations (saga_id, order_id, status, lines)
+                VALUES (\(sagaId), \(orderId), \(status), \(lines)::jsonb)
+                ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id
+                RETURNING status, reason, lines::text
+                """
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// Every product's stock level, in product-id order.

@@ -60,16 +60,16 @@ struct SagaStore: Sendable {
         let sagaId = UUID().uuidString.lowercased()
         var saga = SagaInstance(id: sagaId, orderId: data.orderId.lowercased(), data: data)
         let instance = try Self.encode(saga)
-        let inserted = try await connection.query(
-            """
-            INSERT INTO sagas (id, order_id, definition, status, phase, step, attempt, instance)
-            VALUES (\(sagaId), \(saga.orderId), \(machine.definition.name), \(saga.status.rawValue), \(saga.phase.rawValue),
-                    NULL, 0, \(instance)::jsonb)
-            ON CONFLICT (order_id) DO NOTHING RETURNING 1
-            """,
-            logger: logger
-        ).collect()
-        guard !inserted.isEmpty else {
+        var created = false
+        for try await _ in try await connection.execute(
+            CreateStatement(
+                sagaId: sagaId, orderId: saga.orderId, definition: machine.definition.name,
+                status: saga.status.rawValue, phase: saga.phase.rawValue, instance: instance),
+            logger: logger)
+        {
+            created = true
+        }
+        guard created else {
             logger.info("saga for this order exists already", metadata: ["orderId": "\(saga.orderId)"])
             return []
         }
@@ -135,11 +135,11 @@ struct SagaStore: Sendable {
                 WHERE id = \(sagaId)
             )
             \(insertOutbox: outbox)
-            ORDER BY n RETURNING id, message_id
+            ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns)
             """,
             logger: logger)
         Self.parked.increment()
-        return try await OutboxRows.entries(from: inserted.decode((Int64, String).self), messages: [message])
+        return try await OutboxRows.entries(from: inserted.decode((Int64, String, String).self), messages: [message])
     }
 
     func load(_ sagaId: String, on connection: PostgresConnection) async throws -> (SagaInstance<PlaceOrderData>, Int)?
@@ -150,6 +150,25 @@ struct SagaStore: Sendable {
             return (try Self.decode(instance), eventSeq)
         }
         return nil
+    }
+
+    /// `create`'s insert, prepared once per connection.
+    struct CreateStatement: QueryStatement {
+        static let name = "pets_saga_create"
+        static let sql = CreateStatement(sagaId: "", orderId: "", definition: "", status: "", phase: "", instance: "")
+            .query.sql
+        typealias Row = Int
+        let query: PostgresQuery
+
+        init(sagaId: String, orderId: String, definition: String, status: String, phase: String, instance: String) {
+            query = """
+                INSERT INTO sagas (id, order_id, definition, status, phase, step, attempt, instance)
+                VALUES (\(sagaId), \(orderId), \(definition), \(status), \(phase), NULL, 0, \(instance)::jsonb)
+                ON CONFLICT (order_id) DO NOTHING RETURNING 1
+                """
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int.self) }
     }
 
     /// `load`'s query, prepared once per connection.
@@ -253,7 +272,7 @@ struct SagaStore: Sendable {
 
         static let name = "pets_saga_save"
         static let sql = query(Values()).sql
-        typealias Row = (Int64?, String?)
+        typealias Row = (Int64?, String?, String?)
         let query: PostgresQuery
 
         init(_ values: Values) { query = Self.query(values) }
@@ -274,8 +293,8 @@ struct SagaStore: Sendable {
                     attempt = \(v.attempt), timer_at = \(v.timerAt)::timestamptz, instance = \(v.instance)::jsonb,
                     event_seq = \(v.eventSeq), updated_at = now()
                 WHERE id = \(v.sagaId)
-            ), queued AS (\(insertOutbox: v.outbox) ORDER BY n RETURNING id, message_id)
-            SELECT id, message_id FROM queued UNION ALL \(duplicateMarker: v.claim)
+            ), queued AS (\(insertOutbox: v.outbox) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns))
+            SELECT * FROM queued UNION ALL \(duplicateMarker: v.claim)
             """
         }
 

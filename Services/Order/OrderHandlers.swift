@@ -1,6 +1,7 @@
 import AMQP
 import Logging
 import Messaging
+import Persistence
 import PostgresNIO
 import ServiceKit
 
@@ -14,19 +15,13 @@ struct OrderHandlers: Sendable {
         async throws -> StepOutcome
     {
         // One statement: lock the order, read its status, and complete it unless it is complete or cancelled.
-        let rows = try await connection.query(
-            """
-            WITH locked AS (SELECT id, status FROM orders WHERE id = \(command.orderId) FOR UPDATE),
-            completed AS (
-                UPDATE orders SET status = \(OrderStatus.completed), shipping_cents = \(command.payload.shippingCents),
-                    payment_cents = \(command.payload.amountCents), updated_on = now()
-                FROM locked WHERE orders.id = locked.id AND locked.status NOT IN (\(OrderStatus.completed), \(OrderStatus.cancelled))
-            )
-            SELECT status FROM locked
-            """,
+        let rows = try await connection.execute(
+            CompleteStatement(
+                orderId: command.orderId, shippingCents: command.payload.shippingCents,
+                amountCents: command.payload.amountCents),
             logger: logger)
         var status: OrderStatus?
-        for try await value in rows.decode(OrderStatus.self) { status = value }
+        for try await value in rows { status = value }
         switch status {
         case nil:
             return .failed("OrderNotFound", "Error, order \(command.orderId) does not exist")
@@ -87,6 +82,29 @@ struct OrderHandlers: Sendable {
 
 /// `projectEvent`'s statements, prepared once per connection.
 extension OrderHandlers {
+    /// `completeOrder`'s statement: lock the order, read its status, and complete it unless it is complete or
+    /// cancelled.
+    struct CompleteStatement: QueryStatement {
+        static let name = "pets_order_complete"
+        static let sql = CompleteStatement(orderId: "", shippingCents: 0, amountCents: 0).query.sql
+        typealias Row = OrderStatus
+        let query: PostgresQuery
+
+        init(orderId: String, shippingCents: Int, amountCents: Int) {
+            query = """
+                WITH locked AS (SELECT id, status FROM orders WHERE id = \(orderId) FOR UPDATE),
+                completed AS (
+                    UPDATE orders SET status = \(OrderStatus.completed), shipping_cents = \(shippingCents),
+                        payment_cents = \(amountCents), updated_on = now()
+                    FROM locked WHERE orders.id = locked.id AND locked.status NOT IN (\(OrderStatus.completed), \(OrderStatus.cancelled))
+                )
+                SELECT status FROM locked
+                """
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
     struct RecordEvents: PostgresPreparedStatement {
         static let name = "pets_order_events"
         static let sql = query([]).sql

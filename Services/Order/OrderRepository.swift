@@ -26,6 +26,39 @@ struct OrderRepository: Sendable {
 
     struct IdempotencyConflict: Error {}
 
+    /// `place`'s statement, prepared once per connection. One statement, so atomic without a transaction: the order
+    /// and its outbox row, or (a repeated idempotency key) neither.
+    struct PlaceStatement: QueryStatement {
+        static let name = "pets_order_place"
+        static let sql = PlaceStatement(
+            orderId: "", basket: "", address: "", last4: "", cardholderName: "", itemsCents: 0, idempotencyKey: nil,
+            requestHash: "", now: Date(), startMessage: "", traceparent: "", outbox: OutboxRows()
+        ).query.sql
+        typealias Row = (Int64, String, String)
+        let query: PostgresQuery
+
+        init(
+            orderId: String, basket: String, address: String, last4: String, cardholderName: String, itemsCents: Int,
+            idempotencyKey: String?, requestHash: String, now: Date, startMessage: String, traceparent: String,
+            outbox: OutboxRows
+        ) {
+            query = """
+                WITH placed AS (
+                    INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
+                                        idempotency_key, request_hash, created_on, updated_on, start_message, traceparent)
+                    VALUES (\(orderId), \(OrderStatus.placed), \(basket)::jsonb, \(address)::jsonb, \(last4), \(cardholderName),
+                            \(itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now), \(startMessage), \(traceparent))
+                    ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+                )
+                \(insertOutbox: outbox)
+                WHERE EXISTS (SELECT 1 FROM placed)
+                RETURNING \(unescaped: Outbox.returnedColumns)
+                """
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
     /// Stores the order and, atomically with it, the message that starts its saga.
     func place(_ order: ValidOrder, idempotencyKey: String?, requestHash: String, traceparent: String) async throws
         -> Placed
@@ -47,21 +80,13 @@ struct OrderRepository: Sendable {
         let startMessage = String(decoding: message.message.body, as: UTF8.self)
         // One statement, so atomic without a transaction: the order and its outbox row, or (a repeated
         // idempotency key) neither.
-        let inserted = try await client.query(
-            """
-            WITH placed AS (
-                INSERT INTO orders (id, status, basket, shipping_address, card_last4, cardholder_name, items_cents,
-                                    idempotency_key, request_hash, created_on, updated_on, start_message, traceparent)
-                VALUES (\(orderId), \(OrderStatus.placed), \(basket)::jsonb, \(address)::jsonb, \(order.card.last4), \(order.card.cardholderName),
-                        \(order.itemsCents), \(idempotencyKey), \(requestHash), \(now), \(now), \(startMessage), \(traceparent))
-                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
-            )
-            \(insertOutbox: rows)
-            WHERE EXISTS (SELECT 1 FROM placed)
-            RETURNING id, message_id
-            """,
+        let inserted = try await client.execute(
+            PlaceStatement(
+                orderId: orderId, basket: basket, address: address, last4: order.card.last4,
+                cardholderName: order.card.cardholderName, itemsCents: order.itemsCents, idempotencyKey: idempotencyKey,
+                requestHash: requestHash, now: now, startMessage: startMessage, traceparent: traceparent, outbox: rows),
             logger: logger)
-        let outbox = try await OutboxRows.entries(from: inserted.decode((Int64, String).self), messages: [message])
+        let outbox = try await OutboxRows.entries(from: inserted, messages: [message])
         if !outbox.isEmpty { return Placed(orderId: orderId, created: true, outbox: outbox) }
         let existing = try await client.query(
             "SELECT id, request_hash FROM orders WHERE idempotency_key = \(idempotencyKey)", logger: logger)

@@ -52,24 +52,13 @@ struct PaymentLedger: Sendable {
         async throws -> Payment?
     {
         let payment = command.payload
-        let reason: String? = valid ? nil : FailureMessages.invalidCreditCard
-        let rows = try await connection.query(
-            """
-            WITH new AS (
-                INSERT INTO payments (saga_id, order_id, status, reason, amount_cents, card_last4)
-                VALUES (\(command.sagaId), \(command.orderId), \(valid ? PaymentStatus.charged : .declined), \(reason),
-                        \(payment.amountCents), \(payment.card.last4))
-                ON CONFLICT (saga_id) DO NOTHING RETURNING status, reason, amount_cents
-            ), ledger AS (
-                INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
-                SELECT \(command.sagaId), \(command.orderId), \(LedgerKind.charge), amount_cents FROM new
-                WHERE status = \(PaymentStatus.charged)
-            )
-            SELECT status, reason, amount_cents FROM new
-            """,
+        let rows = try await connection.execute(
+            ChargeStatement(
+                sagaId: command.sagaId, orderId: command.orderId, valid: valid, amountCents: payment.amountCents,
+                last4: payment.card.last4),
             logger: logger)
         var inserted: Payment?
-        for try await (status, reason, amount) in rows.decode((PaymentStatus, String?, Int).self) {
+        for try await (status, reason, amount) in rows {
             inserted = Payment(status: status, reason: reason, amountCents: amount)
         }
         if inserted?.status == .declined {
@@ -77,6 +66,33 @@ struct PaymentLedger: Sendable {
                 "card declined", metadata: ["last4": "\(payment.card.last4)", "expiry": "\(payment.card.expiry)"])
         }
         return inserted
+    }
+
+    /// `charge`'s statement, prepared once per connection.
+    struct ChargeStatement: QueryStatement {
+        static let name = "pets_payment_charge"
+        static let sql = ChargeStatement(sagaId: "", orderId: "", valid: true, amountCents: 0, last4: "").query.sql
+        typealias Row = (PaymentStatus, String?, Int)
+        let query: PostgresQuery
+
+        init(sagaId: String, orderId: String, valid: Bool, amountCents: Int, last4: String) {
+            let reason: String? = valid ? nil : FailureMessages.invalidCreditCard
+            query = """
+                WITH new AS (
+                    INSERT INTO payments (saga_id, order_id, status, reason, amount_cents, card_last4)
+                    VALUES (\(sagaId), \(orderId), \(valid ? PaymentStatus.charged : .declined), \(reason), \(amountCents),
+                            \(last4))
+                    ON CONFLICT (saga_id) DO NOTHING RETURNING status, reason, amount_cents
+                ), ledger AS (
+                    INSERT INTO ledger (saga_id, order_id, kind, amount_cents)
+                    SELECT \(sagaId), \(orderId), \(LedgerKind.charge), amount_cents FROM new
+                    WHERE status = \(PaymentStatus.charged)
+                )
+                SELECT status, reason, amount_cents FROM new
+                """
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     @Sendable

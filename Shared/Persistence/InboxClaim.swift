@@ -16,16 +16,16 @@ import Synchronization
 public final class InboxClaim: Sendable {
     let messageIDs: [String]
     let types: [String]
-    /// Ids of sent outbox rows the claiming statement deletes (see `OutboxRelay.takeSent()`).
-    let sent: [Int64]
+    /// Sent outbox rows the claiming statement deletes (see `OutboxRelay.takeSent()`).
+    let sent: [OutboxRowID]
     private let taken = Mutex(false)
 
-    public convenience init(messageID: String, type: String, deleting sent: [Int64] = []) {
+    public convenience init(messageID: String, type: String, deleting sent: [OutboxRowID] = []) {
         self.init([(messageID, type)], deleting: sent)
     }
 
     /// The claim of several messages (id, type), as `Inbox.claim` makes it first in a batch's transaction.
-    public init(_ messages: [(id: String, type: String)], deleting sent: [Int64] = []) {
+    public init(_ messages: [(id: String, type: String)], deleting sent: [OutboxRowID] = []) {
         messageIDs = messages.map(\.id)
         types = messages.map(\.type)
         self.sent = sent
@@ -45,9 +45,9 @@ extension PostgresQuery.StringInterpolation {
     /// statement's `WITH`; with `nil`, they delete and claim nothing.
     public mutating func appendInterpolation(claiming claim: InboxClaim?) {
         claim?.take()
-        appendLiteral("sent AS (DELETE FROM outbox WHERE id = ANY(")
-        appendInterpolation(claim?.sent ?? [])
-        appendLiteral(")), claimed AS (INSERT INTO inbox (message_id, message_type) SELECT m, t FROM unnest(")
+        appendLiteral("sent AS (")
+        appendInterpolation(deletingSent: claim?.sent ?? [])
+        appendLiteral("), claimed AS (INSERT INTO inbox (message_id, message_type) SELECT m, t FROM unnest(")
         appendInterpolation(claim?.messageIDs ?? [])
         appendLiteral("::text[], ")
         appendInterpolation(claim?.types ?? [])
@@ -55,9 +55,9 @@ extension PostgresQuery.StringInterpolation {
     }
 
     /// `SELECT NULL, NULL WHERE ...`: one row of NULLs when the statement claimed a message and the inbox had it
-    /// already (for `UNION ALL` after a statement's `(id, message_id)` rows; see `OutboxRows.entries(from:messages:)`).
+    /// already (for `UNION ALL` after a statement's `Outbox.returnedColumns` rows; see `OutboxRows.entries(from:messages:)`).
     public mutating func appendInterpolation(duplicateMarker claim: InboxClaim?) {
-        appendLiteral("SELECT NULL::int8, NULL::text WHERE cardinality(")
+        appendLiteral("SELECT NULL::int8, NULL::text, NULL::text WHERE cardinality(")
         appendInterpolation(claim?.messageIDs ?? [])
         appendLiteral("::text[]) > 0 AND NOT EXISTS (SELECT 1 FROM claimed)")
     }
@@ -80,14 +80,14 @@ extension Outbox {
     struct ClaimingInsertStatement: PostgresPreparedStatement {
         static let name = "pets_outbox_insert_claiming"
         static let sql = query(OutboxRows(), claim: nil).sql
-        typealias Row = (Int64?, String?)
+        typealias Row = (Int64?, String?, String?)
         let rows: OutboxRows
         let claim: InboxClaim?
 
         static func query(_ rows: OutboxRows, claim: InboxClaim?) -> PostgresQuery {
             """
-            WITH \(claiming: claim), queued AS (\(insertOutbox: rows) ORDER BY n RETURNING id, message_id)
-            SELECT id, message_id FROM queued UNION ALL \(duplicateMarker: claim)
+            WITH \(claiming: claim), queued AS (\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns))
+            SELECT * FROM queued UNION ALL \(duplicateMarker: claim)
             """
         }
 
@@ -97,19 +97,23 @@ extension Outbox {
 }
 
 extension OutboxRows {
-    /// Pairs the `(id, message_id)` rows a claiming statement returned with the messages; throws `DuplicateMessage`
-    /// at its marker row (`\(duplicateMarker:)`).
+    /// Pairs the `Outbox.returnedColumns` rows a claiming statement returned with the messages; throws
+    /// `DuplicateMessage` at its marker row (`\(duplicateMarker:)`).
     public static func entries<Rows: AsyncSequence>(from rows: Rows, messages: [OutgoingMessage]) async throws
-        -> [OutboxEntry] where Rows.Element == (Int64?, String?)
+        -> [OutboxEntry] where Rows.Element == (Int64?, String?, String?)
     {
-        var ids: [String: Int64] = [:]
+        var written: [String: OutboxRowID] = [:]
         var duplicate = false
-        for try await (id, messageID) in rows {
-            if let id, let messageID { ids[messageID] = id } else { duplicate = true }
+        for try await (id, tid, messageID) in rows {
+            if let id, let tid, let messageID {
+                written[messageID] = OutboxRowID(id: id, tid: tid)
+            } else {
+                duplicate = true
+            }
         }
         if duplicate { throw DuplicateMessage() }
         return messages.compactMap { outgoing in
-            ids[outgoing.message.messageID].map { OutboxEntry(id: $0, outgoing: outgoing) }
+            written[outgoing.message.messageID].map { OutboxEntry(row: $0, outgoing: outgoing) }
         }
     }
 }

@@ -9,6 +9,10 @@ import PostgresNIO
 /// and the `OutboxRelay` sends them after commit. Nothing is published that was not committed, and nothing committed
 /// is lost.
 public enum Outbox {
+    /// What an insert into the outbox returns, for `OutboxRows.entries(from:messages:)`: the row's id, its place
+    /// (see `OutboxRowID`) and its message id.
+    public static let returnedColumns = "id, ctid::text, message_id"
+
     /// Writes `messages` to the outbox in one statement; returns them with their row ids, for
     /// `OutboxRelay.send(_:)` once the transaction has committed.
     @discardableResult
@@ -25,11 +29,11 @@ public enum Outbox {
     struct InsertStatement: PostgresPreparedStatement {
         static let name = "pets_outbox_insert"
         static let sql = query(OutboxRows()).sql
-        typealias Row = (Int64, String)
+        typealias Row = (Int64, String, String)
         let rows: OutboxRows
 
         static func query(_ rows: OutboxRows) -> PostgresQuery {
-            "\(insertOutbox: rows) ORDER BY n RETURNING id, message_id"
+            "\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns)"
         }
 
         func makeBindings() -> PostgresBindings { Self.query(rows).binds }
@@ -37,10 +41,24 @@ public enum Outbox {
     }
 }
 
-/// A committed outbox row: its id (to delete it once the broker has it) and the message.
+/// A committed outbox row: where it is (to delete it once the broker has it) and the message.
 public struct OutboxEntry: Sendable {
-    public let id: Int64
+    public let row: OutboxRowID
     public let outgoing: OutgoingMessage
+}
+
+/// An outbox row's key and its place in the table (`ctid`). A sent row is deleted by both (`\(deletingSent:)`): the
+/// place makes the deletion a TID scan, one page per row, however stale the planner's idea of this churning table is
+/// (by id alone, the cached generic plan read every page of it: a tenth of PostgreSQL's time per saga); the key makes
+/// sure a row that moved (`VACUUM FULL`) is left for the poller to send again, never another row deleted.
+public struct OutboxRowID: Hashable, Sendable {
+    public let id: Int64
+    public let tid: String
+
+    public init(id: Int64, tid: String) {
+        self.id = id
+        self.tid = tid
+    }
 }
 
 /// Outgoing messages as column arrays, for one multi-row `INSERT ... SELECT FROM unnest(...)`. Optional properties
@@ -73,21 +91,21 @@ public struct OutboxRows: Sendable {
         }
     }
 
-    /// Pairs the `(id, message_id)` rows an insert returned with the messages.
+    /// Pairs the `Outbox.returnedColumns` rows (id, place, message id) an insert returned with the messages.
     public static func entries<Rows: AsyncSequence>(from rows: Rows, messages: [OutgoingMessage]) async throws
-        -> [OutboxEntry] where Rows.Element == (Int64, String)
+        -> [OutboxEntry] where Rows.Element == (Int64, String, String)
     {
-        var ids: [String: Int64] = [:]
-        for try await (id, messageID) in rows { ids[messageID] = id }
+        var written: [String: OutboxRowID] = [:]
+        for try await (id, tid, messageID) in rows { written[messageID] = OutboxRowID(id: id, tid: tid) }
         return messages.compactMap { outgoing in
-            ids[outgoing.message.messageID].map { OutboxEntry(id: $0, outgoing: outgoing) }
+            written[outgoing.message.messageID].map { OutboxEntry(row: $0, outgoing: outgoing) }
         }
     }
 }
 
 extension PostgresQuery.StringInterpolation {
     /// `INSERT INTO outbox (...) SELECT ... FROM unnest(...) AS o(..., n)` for `rows`, `n` numbering them in order;
-    /// the caller adds what follows (`WHERE`, `ORDER BY n`, `RETURNING id, message_id`). A fragment, so a statement
+    /// the caller adds what follows (`WHERE`, `ORDER BY n`, `RETURNING \(unescaped: Outbox.returnedColumns)`). A fragment, so a statement
     /// can write its outbox rows beside other changes (a CTE) in one round trip.
     public mutating func appendInterpolation(insertOutbox rows: OutboxRows) {
         appendLiteral(
@@ -108,6 +126,15 @@ extension PostgresQuery.StringInterpolation {
         appendInterpolation(rows.bodies)
         appendLiteral("::bytea[]) WITH ORDINALITY AS o(e, r, m, t, c, p, h, ct, b, n)")
     }
+
+    /// `DELETE FROM outbox WHERE ...` of the sent rows `rows` (see `OutboxRowID`).
+    public mutating func appendInterpolation(deletingSent rows: [OutboxRowID]) {
+        appendLiteral("DELETE FROM outbox WHERE ctid = ANY(")
+        appendInterpolation(rows.map(\.tid))
+        appendLiteral("::text[]::tid[]) AND id = ANY(")
+        appendInterpolation(rows.map(\.id))
+        appendLiteral("::int8[])")
+    }
 }
 
 /// The inbox: a consumer records each message id in the transaction that applies the message, so a redelivered
@@ -115,10 +142,10 @@ extension PostgresQuery.StringInterpolation {
 public enum Inbox {
     /// Claims the message ids of `messages` (id, type) in one statement and returns those that are new: the rest
     /// were handled before (or appear twice in `messages`), and the transaction should leave them alone.
-    /// `deleting`: ids of sent outbox rows to delete in the same statement (see `OutboxRelay.takeSent()`), so their
+    /// `deleting`: sent outbox rows to delete in the same statement (see `OutboxRelay.takeSent()`), so their
     /// deletion costs no round trip of its own.
     public static func claim(
-        _ messages: [(id: String, type: String)], deleting sent: [Int64] = [], on connection: PostgresConnection,
+        _ messages: [(id: String, type: String)], deleting sent: [OutboxRowID] = [], on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Set<String> {
         let rows = try await connection.execute(

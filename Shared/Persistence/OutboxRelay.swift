@@ -53,7 +53,7 @@ public final class OutboxRelay: Service, Sendable {
     /// and the poller sends them.
     public func send(_ entries: [OutboxEntry]) {
         guard !entries.isEmpty else { return }
-        let ids = entries.map(\.id)
+        let ids = entries.map(\.row)
         held.withLock { $0.publishing(ids) }
         let started = ContinuousClock.now
         Task { [publisher, logger] in
@@ -73,14 +73,14 @@ public final class OutboxRelay: Service, Sendable {
         }
     }
 
-    /// Hands over the ids of sent rows for the caller to delete in a transaction of its own (saving the relay a
+    /// Hands over the sent rows for the caller to delete in a transaction of its own (saving the relay a
     /// statement and a commit); the caller reports the outcome with `deleted(_:committed:)`.
-    public func takeSent() -> [Int64] {
+    public func takeSent() -> [OutboxRowID] {
         held.withLock { $0.takeConfirmed() }
     }
 
     /// After `takeSent()`: the caller's transaction committed (the rows are gone) or not (the relay deletes them).
-    public func deleted(_ ids: [Int64], committed: Bool) {
+    public func deleted(_ ids: [OutboxRowID], committed: Bool) {
         guard !ids.isEmpty else { return }
         held.withLock { $0.deleted(ids, committed: committed) }
         if !committed { deletionContinuation.yield() }
@@ -153,8 +153,8 @@ public final class OutboxRelay: Service, Sendable {
                     try await self.client.transaction(logger: self.logger) { connection in
                         // Need not wait for the disk: a delete lost in a crash sends the rows again, and the
                         // consumers' inboxes drop the copies. One fsync less per message hop.
-                        try await connection.query("SET LOCAL synchronous_commit = off", logger: self.logger)
-                        try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: self.logger)
+                        try await connection.run(AsynchronousCommit(), logger: self.logger)
+                        try await connection.run(DeleteSent(rows: ids), logger: self.logger)
                     }
                 }
                 held.withLock { $0.deleted(ids, committed: true) }
@@ -205,7 +205,7 @@ public final class OutboxRelay: Service, Sendable {
         ).collect()
         if waiting.isEmpty { return 0 }
         return try await client.transaction(logger: logger) { connection in
-            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+            try await connection.run(AsynchronousCommit(), logger: logger)
             let rows = try await connection.query(
                 """
                 SELECT id, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,
@@ -250,6 +250,19 @@ public final class OutboxRelay: Service, Sendable {
             FaultInjection.crash("published \(type), outbox rows not deleted")
         }
     }
+}
+
+/// `DELETE` of sent rows (`deleteHeld`), prepared once per connection.
+struct DeleteSent: PostgresPreparedStatement {
+    static let name = "pets_outbox_delete_sent"
+    static let sql = query([]).sql
+    typealias Row = Void
+    let rows: [OutboxRowID]
+
+    static func query(_ rows: [OutboxRowID]) -> PostgresQuery { "\(deletingSent: rows)" }
+
+    func makeBindings() -> PostgresBindings { Self.query(rows).binds }
+    func decodeRow(_ row: PostgresRow) throws -> Row {}
 }
 
 extension Duration {

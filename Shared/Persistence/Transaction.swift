@@ -57,3 +57,10 @@ struct Rollback: TransactionStatement {
     static let name = "pets_rollback"
     static let sql = "ROLLBACK"
 }
+
+/// `SET LOCAL synchronous_commit = off`: the transaction's commit does not wait for the disk (for deletions of sent
+/// outbox rows, which a crash at worst sends again).
+struct AsynchronousCommit: TransactionStatement {
+    static let name = "pets_asynchronous_commit"
+    static let sql = "SET LOCAL synchronous_commit = off"
+}
