@@ -253,16 +253,13 @@ public final class OutboxRelay: Service, Sendable {
 }
 
 /// `DELETE` of sent rows (`deleteHeld`), prepared once per connection.
-struct DeleteSent: PostgresPreparedStatement {
+struct DeleteSent: QueryStatement {
     static let name = "pets_outbox_delete_sent"
-    static let sql = query([]).sql
+    static let sql = DeleteSent(rows: []).query.sql
     typealias Row = Void
-    let rows: [OutboxRowID]
+    let query: PostgresQuery
 
-    static func query(_ rows: [OutboxRowID]) -> PostgresQuery { "\(deletingSent: rows)" }
-
-    func makeBindings() -> PostgresBindings { Self.query(rows).binds }
-    func decodeRow(_ row: PostgresRow) throws -> Row {}
+    init(rows: [OutboxRowID]) { query = "\(deletingSent: rows)" }
 }
 
 extension Duration {
