@@ -256,7 +256,7 @@ struct SagaStore: Sendable {
     }
 
     /// `save`'s statement, prepared once per connection (its text does not depend on the values).
-    struct SaveStatement: PostgresPreparedStatement {
+    struct SaveStatement: QueryStatement {
         struct Values {
             var sagaId = "", orderId = ""
             var eventSeqs: [Int32] = [], eventBodies: [String] = []
@@ -298,7 +298,6 @@ struct SagaStore: Sendable {
             """
         }
 
-        func makeBindings() -> PostgresBindings { query.binds }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 

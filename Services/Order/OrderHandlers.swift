@@ -105,45 +105,39 @@ extension OrderHandlers {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    struct RecordEvents: PostgresPreparedStatement {
+    struct RecordEvents: QueryStatement {
         static let name = "pets_order_events"
-        static let sql = query([]).sql
+        static let sql = RecordEvents(events: []).query.sql
         typealias Row = Void
-        let events: [StatusEvent]
+        let query: PostgresQuery
 
-        static func query(_ events: [StatusEvent]) -> PostgresQuery {
+        init(events: [StatusEvent]) {
             // Empty strings stand for no step or message (text arrays of optionals do not bind).
-            """
-            INSERT INTO order_events (order_id, seq, status, step, message, at)
-            SELECT o, s, st, NULLIF(sp, ''), NULLIF(m, ''), a
-            FROM unnest(\(events.map(\.orderId))::text[], \(events.map(\.seq))::int8[],
-                        \(events.map(\.status.rawValue))::text[], \(events.map { $0.step ?? "" })::text[],
-                        \(events.map { $0.message ?? "" })::text[], \(events.map(\.at))::text[])
-                 AS e(o, s, st, sp, m, a)
-            ON CONFLICT (order_id, seq) DO NOTHING
-            """
+            query = """
+                INSERT INTO order_events (order_id, seq, status, step, message, at)
+                SELECT o, s, st, NULLIF(sp, ''), NULLIF(m, ''), a
+                FROM unnest(\(events.map(\.orderId))::text[], \(events.map(\.seq))::int8[],
+                            \(events.map(\.status.rawValue))::text[], \(events.map { $0.step ?? "" })::text[],
+                            \(events.map { $0.message ?? "" })::text[], \(events.map(\.at))::text[])
+                     AS e(o, s, st, sp, m, a)
+                ON CONFLICT (order_id, seq) DO NOTHING
+                """
         }
-
-        func makeBindings() -> PostgresBindings { Self.query(events).binds }
-        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 
-    struct UpdateStock: PostgresPreparedStatement {
+    struct UpdateStock: QueryStatement {
         static let name = "pets_catalogue_stock"
-        static let sql = query([]).sql
+        static let sql = UpdateStock(levels: []).query.sql
         typealias Row = Void
-        let levels: [StockLevels.Level]
+        let query: PostgresQuery
 
-        static func query(_ levels: [StockLevels.Level]) -> PostgresQuery {
-            """
-            UPDATE catalogue SET stock = l.stock, stock_version = l.version
-            FROM unnest(\(levels.map(\.productId))::text[], \(levels.map(\.stock))::int8[],
-                        \(levels.map(\.version))::int8[]) AS l(id, stock, version)
-            WHERE catalogue.id = l.id AND catalogue.stock_version < l.version
-            """
+        init(levels: [StockLevels.Level]) {
+            query = """
+                UPDATE catalogue SET stock = l.stock, stock_version = l.version
+                FROM unnest(\(levels.map(\.productId))::text[], \(levels.map(\.stock))::int8[],
+                            \(levels.map(\.version))::int8[]) AS l(id, stock, version)
+                WHERE catalogue.id = l.id AND catalogue.stock_version < l.version
+                """
         }
-
-        func makeBindings() -> PostgresBindings { Self.query(levels).binds }
-        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }

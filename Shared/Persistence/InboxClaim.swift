@@ -72,26 +72,24 @@ extension Outbox {
         guard claim != nil else { return try await enqueue(messages, on: connection, logger: logger) }
         let rows = try OutboxRows(messages)
         return try await OutboxRows.entries(
-            from: try await connection.execute(ClaimingInsertStatement(rows: rows, claim: claim), logger: logger),
+            from: try await connection.execute(ClaimingInsertStatement(rows, claim: claim), logger: logger),
             messages: messages)
     }
 
     /// `enqueue(_:claiming:)`'s statement, prepared once per connection.
-    struct ClaimingInsertStatement: PostgresPreparedStatement {
+    struct ClaimingInsertStatement: QueryStatement {
         static let name = "pets_outbox_insert_claiming"
-        static let sql = query(OutboxRows(), claim: nil).sql
+        static let sql = ClaimingInsertStatement(OutboxRows(), claim: nil).query.sql
         typealias Row = (Int64?, String?, String?)
-        let rows: OutboxRows
-        let claim: InboxClaim?
+        let query: PostgresQuery
 
-        static func query(_ rows: OutboxRows, claim: InboxClaim?) -> PostgresQuery {
-            """
-            WITH \(claiming: claim), queued AS (\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns))
-            SELECT * FROM queued UNION ALL \(duplicateMarker: claim)
-            """
+        init(_ rows: OutboxRows, claim: InboxClaim?) {
+            query = """
+                WITH \(claiming: claim), queued AS (\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns))
+                SELECT * FROM queued UNION ALL \(duplicateMarker: claim)
+                """
         }
 
-        func makeBindings() -> PostgresBindings { Self.query(rows, claim: claim).binds }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

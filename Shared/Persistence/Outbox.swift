@@ -22,21 +22,20 @@ public enum Outbox {
         guard !messages.isEmpty else { return [] }
         let rows = try OutboxRows(messages)
         return try await OutboxRows.entries(
-            from: try await connection.execute(InsertStatement(rows: rows), logger: logger), messages: messages)
+            from: try await connection.execute(InsertStatement(rows), logger: logger), messages: messages)
     }
 
     /// `enqueue`'s insert, prepared once per connection.
-    struct InsertStatement: PostgresPreparedStatement {
+    struct InsertStatement: QueryStatement {
         static let name = "pets_outbox_insert"
-        static let sql = query(OutboxRows()).sql
+        static let sql = InsertStatement(OutboxRows()).query.sql
         typealias Row = (Int64, String, String)
-        let rows: OutboxRows
+        let query: PostgresQuery
 
-        static func query(_ rows: OutboxRows) -> PostgresQuery {
-            "\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns)"
+        init(_ rows: OutboxRows) {
+            query = "\(insertOutbox: rows) ORDER BY n RETURNING \(unescaped: Outbox.returnedColumns)"
         }
 
-        func makeBindings() -> PostgresBindings { Self.query(rows).binds }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }
@@ -95,11 +94,8 @@ public struct OutboxRows: Sendable {
     public static func entries<Rows: AsyncSequence>(from rows: Rows, messages: [OutgoingMessage]) async throws
         -> [OutboxEntry] where Rows.Element == (Int64, String, String)
     {
-        var written: [String: OutboxRowID] = [:]
-        for try await (id, tid, messageID) in rows { written[messageID] = OutboxRowID(id: id, tid: tid) }
-        return messages.compactMap { outgoing in
-            written[outgoing.message.messageID].map { OutboxEntry(row: $0, outgoing: outgoing) }
-        }
+        try await entries(
+            from: rows.map { row -> (Int64?, String?, String?) in (row.0, row.1, row.2) }, messages: messages)
     }
 }
 
@@ -149,24 +145,21 @@ public enum Inbox {
         logger: Logger
     ) async throws -> Set<String> {
         let rows = try await connection.execute(
-            ClaimStatement(claim: InboxClaim(messages, deleting: sent)), logger: logger)
+            ClaimStatement(InboxClaim(messages, deleting: sent)), logger: logger)
         var claimed = Set<String>()
         for try await id in rows { claimed.insert(id) }
         return claimed
     }
 
     /// `claim`'s statement, prepared once per connection: the claim's CTEs, and the ids they inserted.
-    struct ClaimStatement: PostgresPreparedStatement {
+    struct ClaimStatement: QueryStatement {
         static let name = "pets_inbox_claim_many"
-        static let sql = query(nil).sql
+        static let sql = ClaimStatement(nil).query.sql
         typealias Row = String
-        let claim: InboxClaim
+        let query: PostgresQuery
 
-        static func query(_ claim: InboxClaim?) -> PostgresQuery {
-            "WITH \(claiming: claim) SELECT message_id FROM claimed"
-        }
+        init(_ claim: InboxClaim?) { query = "WITH \(claiming: claim) SELECT message_id FROM claimed" }
 
-        func makeBindings() -> PostgresBindings { Self.query(claim).binds }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
     }
 }

@@ -208,22 +208,26 @@ public final class OutboxRelay: Service, Sendable {
             try await connection.run(AsynchronousCommit(), logger: logger)
             let rows = try await connection.query(
                 """
-                SELECT id, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,
+                SELECT id, ctid::text, exchange, routing_key, message_id, type, correlation_id, reply_to, headers::text,
                        content_type, body, extract(epoch FROM now() - created_at)::float8
                 FROM outbox WHERE created_at <= now() - make_interval(secs => \(seconds)) AND id <> ALL(\(held))
                 ORDER BY id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
                 """,
                 logger: logger)
-            var ids: [Int64] = []
+            var sent: [OutboxRowID] = []
             var messages: [OutgoingMessage] = []
             var oldest = 0.0
             for try await (
-                id, exchange, routingKey, messageID, type, correlationID, replyTo, headers, contentType, body, age
+                id, tid, exchange, routingKey, messageID, type, correlationID, replyTo, headers, contentType, body, age
             )
                 in rows.decode(
-                    (Int64, String, String, String, String, String?, String?, String, String, ByteBuffer, Double).self)
+                    (
+                        Int64, String, String, String, String, String, String?, String?, String, String, ByteBuffer,
+                        Double
+                    )
+                    .self)
             {
-                ids.append(id)
+                sent.append(OutboxRowID(id: id, tid: tid))
                 oldest = max(oldest, age)
                 let decodedHeaders = (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]
                 messages.append(
@@ -233,13 +237,13 @@ public final class OutboxRelay: Service, Sendable {
                             messageID: messageID, correlationID: correlationID, type: type, replyTo: replyTo,
                             headers: decodedHeaders, contentType: contentType, body: Array(buffer: body))))
             }
-            guard !ids.isEmpty else { return 0 }
+            guard !sent.isEmpty else { return 0 }
             try await publisher.publish(messages)
             Self.crashIfInjected(after: messages)
-            try await connection.query("DELETE FROM outbox WHERE id = ANY(\(ids))", logger: logger)
-            published.increment(by: ids.count)
+            try await connection.run(DeleteSent(rows: sent), logger: logger)
+            published.increment(by: sent.count)
             lag.recordSeconds(oldest)
-            return ids.count
+            return sent.count
         }
     }
 
@@ -252,7 +256,7 @@ public final class OutboxRelay: Service, Sendable {
     }
 }
 
-/// `DELETE` of sent rows (`deleteHeld`), prepared once per connection.
+/// `DELETE` of sent rows (`deleteHeld`, `relayBatch`), prepared once per connection.
 struct DeleteSent: QueryStatement {
     static let name = "pets_outbox_delete_sent"
     static let sql = DeleteSent(rows: []).query.sql
